@@ -1,0 +1,94 @@
+// A network, a loss and a data set as an objective of the flat parameter
+// vector x, with every tier of hesse/objective/concepts.hpp computed exactly:
+//
+//   value_and_gradient   forward pass, backpropagation
+//   hessian_vector       Pearlmutter's R-op: forward, R-forward, then the
+//                        backward pass and its R-op in one sweep (no finite
+//                        differences)
+//   gauss_newton_vector  G v = J^T H_loss J v: R-forward (J v), the loss
+//                        Hessian, one ordinary backward pass (Schraudolph 2002)
+//   hessian              dense, from n Hessian-vector products (small n only)
+//
+// The objective is the mean loss over the selected samples (all by default,
+// or a mini-batch chosen with select_batch) plus l2/2 |x|^2. Samples are
+// processed in chunks of `chunk_size` so memory stays bounded on large sets.
+// Workspaces are reused: after the first call of each kind nothing is
+// allocated. An objective is not thread-safe; use one per thread.
+#pragma once
+
+#include <span>
+#include <vector>
+
+#include "hesse/data/dataset.hpp"
+#include "hesse/nn/loss.hpp"
+#include "hesse/nn/sequential.hpp"
+
+namespace hesse::nn {
+
+struct NetworkObjectiveOptions {
+  Index chunk_size = 2048;              ///< samples per pass; bounds activation memory
+  double l2 = 0;                        ///< adds l2/2 |x|^2 to the objective
+  Index max_dense_dimension = 20000;    ///< hessian() refuses larger models
+  void validate() const;
+};
+
+template <class T>
+class NetworkObjective {
+ public:
+  using Scalar = T;
+
+  /// Keeps a reference to `data`, which must outlive the objective.
+  NetworkObjective(Sequential<T> network, LossKind loss, const data::Dataset<T>& data,
+                   NetworkObjectiveOptions options = {});
+
+  Index dimension() const { return network_.num_parameters(); }
+  Index num_samples() const { return data_->num_samples(); }
+  Index num_selected() const { return all_selected_ ? num_samples() : Index(batch_.size()); }
+  /// Restricts every evaluation to these samples (copied); throws on an index out of range.
+  void select_batch(std::span<const Index> indices);
+  void select_all();
+
+  T value(const Vector<T>& x);
+  T value_and_gradient(const Vector<T>& x, Vector<T>* gradient);
+  void hessian_vector(const Vector<T>& x, const Vector<T>& v, Vector<T>& Hv);
+  void gauss_newton_vector(const Vector<T>& x, const Vector<T>& v, Vector<T>& Gv);
+  void hessian(const Vector<T>& x, Matrix<T>& H);
+
+  /// Fraction of selected samples whose predicted class is the label
+  /// (classification only; for one output the threshold is 0).
+  double accuracy(const Vector<T>& x);
+
+  const Sequential<T>& network() const { return network_; }
+  LossKind loss() const { return loss_; }
+  const data::Dataset<T>& data() const { return *data_; }
+  const NetworkObjectiveOptions& options() const { return options_; }
+
+ private:
+  enum class Pass { Value, Gradient, HessianVector, GaussNewtonVector };
+  // Runs `pass` over the selected samples chunk by chunk; out accumulates the
+  // gradient or product. Returns the loss (mean over the selected samples).
+  double run(Pass pass, const Vector<T>& x, const Vector<T>* v, Vector<T>* out);
+  void chunk(Pass pass, const T* x, const T* v, T* out, ConstRef<T> X, ConstRef<T> Y, T scale,
+             double& loss);
+  void forward(const T* x, ConstRef<T> X);
+  void r_forward(const T* x, const T* v, ConstRef<T> X);
+  void check_sizes(const Vector<T>& x, const Vector<T>* v, const char* call) const;
+
+  Sequential<T> network_;
+  LossKind loss_;
+  const data::Dataset<T>* data_;
+  NetworkObjectiveOptions options_;
+  bool all_selected_ = true;
+  std::vector<Index> batch_;
+
+  // Workspaces (see the pass comments in network_objective.cpp).
+  std::vector<Matrix<T>> activations_, r_activations_;
+  Matrix<T> delta_[2], r_delta_[2];
+  Matrix<T> gathered_x_, gathered_y_;
+  Vector<T> unit_, column_;
+};
+
+extern template class NetworkObjective<float>;
+extern template class NetworkObjective<double>;
+
+}  // namespace hesse::nn

@@ -1,0 +1,263 @@
+#include "hesse/nn/network_objective.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "hesse/core/error.hpp"
+
+namespace hesse::nn {
+
+void NetworkObjectiveOptions::validate() const {
+  HESSE_REQUIRE(chunk_size > 0, "NetworkObjectiveOptions.chunk_size = " +
+                                    std::to_string(chunk_size) + ": must be positive");
+  HESSE_REQUIRE(l2 >= 0, "NetworkObjectiveOptions.l2 = " + std::to_string(l2) +
+                             ": must be non-negative");
+  HESSE_REQUIRE(max_dense_dimension > 0, "NetworkObjectiveOptions.max_dense_dimension must be positive");
+}
+
+template <class T>
+NetworkObjective<T>::NetworkObjective(Sequential<T> network, LossKind loss,
+                                      const data::Dataset<T>& data,
+                                      NetworkObjectiveOptions options)
+    : network_(std::move(network)), loss_(loss), data_(&data), options_(options) {
+  options_.validate();
+  HESSE_REQUIRE(network_.num_layers() > 0, "network objective: the network has no layers");
+  HESSE_REQUIRE(!data.is_sparse(), "network objective: data set '" + data.name +
+                                       "' has sparse features; networks need dense ones (to_dense())");
+  HESSE_REQUIRE(data.num_samples() > 0, "network objective: data set '" + data.name + "' is empty");
+  HESSE_REQUIRE(data.features.cols() == data.targets.cols(),
+                "network objective: data set '" + data.name + "' has " +
+                    std::to_string(data.features.cols()) + " feature columns but " +
+                    std::to_string(data.targets.cols()) + " targets");
+  HESSE_REQUIRE(data.num_features() == network_.input_size(),
+                "network objective: the network takes " + std::to_string(network_.input_size()) +
+                    " inputs but data set '" + data.name + "' has " +
+                    std::to_string(data.num_features()) + " features");
+  validate_loss(loss, network_.output_size(), data.targets.rows(), data.num_classes);
+  const auto layers = static_cast<std::size_t>(network_.num_layers());
+  activations_.resize(layers);
+  r_activations_.resize(layers);
+}
+
+template <class T>
+void NetworkObjective<T>::select_batch(std::span<const Index> indices) {
+  HESSE_REQUIRE(!indices.empty(), "select_batch: empty batch");
+  for (const Index i : indices)
+    HESSE_REQUIRE(i >= 0 && i < num_samples(), "select_batch: sample index " + std::to_string(i) +
+                                                   " out of range [0, " +
+                                                   std::to_string(num_samples()) + ")");
+  batch_.assign(indices.begin(), indices.end());
+  all_selected_ = false;
+}
+
+template <class T>
+void NetworkObjective<T>::select_all() {
+  all_selected_ = true;
+  batch_.clear();
+}
+
+template <class T>
+void NetworkObjective<T>::check_sizes(const Vector<T>& x, const Vector<T>* v, const char* call) const {
+  HESSE_REQUIRE(x.size() == dimension(), std::string(call) + ": x has " + std::to_string(x.size()) +
+                                             " entries, the network has " +
+                                             std::to_string(dimension()) + " parameters");
+  if (v)
+    HESSE_REQUIRE(v->size() == dimension(), std::string(call) + ": v has " +
+                                                std::to_string(v->size()) + " entries, expected " +
+                                                std::to_string(dimension()));
+}
+
+// Forward pass: activations_[l] = layer_l(activations_[l-1]), activations_[-1] = X.
+template <class T>
+void NetworkObjective<T>::forward(const T* x, ConstRef<T> X) {
+  for (Index l = 0; l < network_.num_layers(); ++l) {
+    const auto i = static_cast<std::size_t>(l);
+    network_.layer(l).forward(x + network_.parameter_offset(l), l == 0 ? X : ConstRef<T>(activations_[i - 1]),
+                              activations_[i]);
+  }
+}
+
+// R-forward pass: r_activations_[l] = d/de activations_[l](x + e v). The data
+// do not depend on x, so the first layer gets RX = null (zero).
+template <class T>
+void NetworkObjective<T>::r_forward(const T* x, const T* v, ConstRef<T> X) {
+  for (Index l = 0; l < network_.num_layers(); ++l) {
+    const auto i = static_cast<std::size_t>(l);
+    const Index offset = network_.parameter_offset(l);
+    network_.layer(l).r_forward(x + offset, v + offset,
+                                l == 0 ? X : ConstRef<T>(activations_[i - 1]),
+                                l == 0 ? nullptr : &r_activations_[i - 1], activations_[i],
+                                r_activations_[i]);
+  }
+}
+
+template <class T>
+void NetworkObjective<T>::chunk(Pass pass, const T* x, const T* v, T* out, ConstRef<T> X,
+                                ConstRef<T> Y, T scale, double& loss) {
+  const Index layers = network_.num_layers();
+  const auto last = static_cast<std::size_t>(layers - 1);
+  forward(x, X);
+  const Matrix<T>& outputs = activations_[last];
+  auto input_of = [&](Index l) {
+    return l == 0 ? X : ConstRef<T>(activations_[static_cast<std::size_t>(l - 1)]);
+  };
+
+  switch (pass) {
+    case Pass::Value:
+      loss += loss_value_and_gradient<T>(loss_, outputs, Y, scale, nullptr);
+      return;
+
+    case Pass::Gradient:
+    case Pass::GaussNewtonVector: {
+      // Gradient: backpropagate dL/dZ. Gauss-Newton: backpropagate
+      // u = H_loss (J v) instead, which gives J^T H_loss J v.
+      int current = 0;
+      if (pass == Pass::Gradient) {
+        loss += loss_value_and_gradient<T>(loss_, outputs, Y, scale, &delta_[current]);
+      } else {
+        r_forward(x, v, X);
+        loss_hessian_product<T>(loss_, outputs, Y, r_activations_[last], scale, delta_[current]);
+      }
+      for (Index l = layers - 1; l >= 0; --l) {
+        const auto i = static_cast<std::size_t>(l);
+        network_.layer(l).backward(x + network_.parameter_offset(l), input_of(l), activations_[i],
+                                   delta_[current], l > 0 ? &delta_[1 - current] : nullptr,
+                                   out + network_.parameter_offset(l));
+        current = 1 - current;
+      }
+      return;
+    }
+
+    case Pass::HessianVector: {
+      // Pearlmutter (1994): differentiate the backward pass along v.
+      int current = 0;
+      loss += loss_value_and_gradient<T>(loss_, outputs, Y, scale, &delta_[current]);
+      r_forward(x, v, X);
+      loss_hessian_product<T>(loss_, outputs, Y, r_activations_[last], scale, r_delta_[current]);
+      for (Index l = layers - 1; l >= 0; --l) {
+        const auto i = static_cast<std::size_t>(l);
+        const Index offset = network_.parameter_offset(l);
+        network_.layer(l).r_backward(x + offset, v + offset, input_of(l),
+                                     l > 0 ? &r_activations_[i - 1] : nullptr, activations_[i],
+                                     r_activations_[i], delta_[current], r_delta_[current],
+                                     l > 0 ? &delta_[1 - current] : nullptr,
+                                     l > 0 ? &r_delta_[1 - current] : nullptr, out + offset,
+                                     nullptr);
+        current = 1 - current;
+      }
+      return;
+    }
+  }
+}
+
+template <class T>
+double NetworkObjective<T>::run(Pass pass, const Vector<T>& x, const Vector<T>* v, Vector<T>* out) {
+  const data::Dataset<T>& data = *data_;
+  const Index selected = num_selected();
+  const T scale = T(1) / static_cast<T>(selected);
+  if (out) out->setZero(dimension());
+  T* out_data = out ? out->data() : nullptr;
+  const T* v_data = v ? v->data() : nullptr;
+  double loss = 0;
+  for (Index start = 0; start < selected; start += options_.chunk_size) {
+    const Index count = std::min(options_.chunk_size, selected - start);
+    if (all_selected_) {
+      chunk(pass, x.data(), v_data, out_data, data.features.middleCols(start, count),
+            data.targets.middleCols(start, count), scale, loss);
+    } else {
+      gathered_x_.resize(data.features.rows(), count);
+      gathered_y_.resize(data.targets.rows(), count);
+      for (Index j = 0; j < count; ++j) {
+        const Index sample = batch_[static_cast<std::size_t>(start + j)];
+        gathered_x_.col(j) = data.features.col(sample);
+        gathered_y_.col(j) = data.targets.col(sample);
+      }
+      chunk(pass, x.data(), v_data, out_data, gathered_x_, gathered_y_, scale, loss);
+    }
+  }
+  return loss;
+}
+
+template <class T>
+T NetworkObjective<T>::value(const Vector<T>& x) {
+  return value_and_gradient(x, nullptr);
+}
+
+template <class T>
+T NetworkObjective<T>::value_and_gradient(const Vector<T>& x, Vector<T>* gradient) {
+  check_sizes(x, nullptr, "value_and_gradient");
+  double loss = run(gradient ? Pass::Gradient : Pass::Value, x, nullptr, gradient);
+  if (options_.l2 > 0) {
+    loss += 0.5 * options_.l2 * static_cast<double>(x.squaredNorm());
+    if (gradient) *gradient += static_cast<T>(options_.l2) * x;
+  }
+  return static_cast<T>(loss);
+}
+
+template <class T>
+void NetworkObjective<T>::hessian_vector(const Vector<T>& x, const Vector<T>& v, Vector<T>& Hv) {
+  check_sizes(x, &v, "hessian_vector");
+  run(Pass::HessianVector, x, &v, &Hv);
+  if (options_.l2 > 0) Hv += static_cast<T>(options_.l2) * v;
+}
+
+template <class T>
+void NetworkObjective<T>::gauss_newton_vector(const Vector<T>& x, const Vector<T>& v,
+                                              Vector<T>& Gv) {
+  check_sizes(x, &v, "gauss_newton_vector");
+  run(Pass::GaussNewtonVector, x, &v, &Gv);
+  if (options_.l2 > 0) Gv += static_cast<T>(options_.l2) * v;
+}
+
+template <class T>
+void NetworkObjective<T>::hessian(const Vector<T>& x, Matrix<T>& H) {
+  const Index n = dimension();
+  HESSE_REQUIRE(n <= options_.max_dense_dimension,
+                "hessian: the model has " + std::to_string(n) +
+                    " parameters, more than max_dense_dimension = " +
+                    std::to_string(options_.max_dense_dimension) +
+                    "; use Hessian-vector products instead");
+  H.resize(n, n);
+  unit_.setZero(n);
+  for (Index i = 0; i < n; ++i) {
+    unit_[i] = T(1);
+    hessian_vector(x, unit_, column_);
+    H.col(i) = column_;
+    unit_[i] = T(0);
+  }
+}
+
+template <class T>
+double NetworkObjective<T>::accuracy(const Vector<T>& x) {
+  check_sizes(x, nullptr, "accuracy");
+  const data::Dataset<T>& data = *data_;
+  HESSE_REQUIRE(data.is_classification(), "accuracy: data set '" + data.name + "' is not a classification set");
+  const Index selected = num_selected();
+  Index correct = 0;
+  for (Index start = 0; start < selected; start += options_.chunk_size) {
+    const Index count = std::min(options_.chunk_size, selected - start);
+    gathered_x_.resize(data.features.rows(), count);
+    gathered_y_.resize(1, count);
+    for (Index j = 0; j < count; ++j) {
+      const Index sample = all_selected_ ? start + j : batch_[static_cast<std::size_t>(start + j)];
+      gathered_x_.col(j) = data.features.col(sample);
+      gathered_y_(0, j) = data.targets(0, sample);
+    }
+    forward(x.data(), gathered_x_);
+    const Matrix<T>& outputs = activations_.back();
+    for (Index j = 0; j < count; ++j) {
+      Index predicted = 0;
+      if (outputs.rows() == 1)
+        predicted = outputs(0, j) > T(0) ? 1 : 0;
+      else
+        outputs.col(j).maxCoeff(&predicted);
+      correct += predicted == static_cast<Index>(gathered_y_(0, j));
+    }
+  }
+  return static_cast<double>(correct) / static_cast<double>(selected);
+}
+
+template class NetworkObjective<float>;
+template class NetworkObjective<double>;
+
+}  // namespace hesse::nn
