@@ -8,6 +8,10 @@
 
 namespace hesse::cli {
 
+/// Thrown by a command whose checks ran but did not pass: exit code 1, the
+/// command has already printed why.
+struct CheckFailed {};
+
 void add_datasets_command(CLI::App& app);
 void add_check_command(CLI::App& app);
 

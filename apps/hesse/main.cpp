@@ -27,6 +27,8 @@ int main(int argc, char** argv) {
   } catch (const hesse::DataError& e) {
     std::cerr << "hesse: error: " << e.what() << "\n";
     return 2;
+  } catch (const hesse::cli::CheckFailed&) {
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "hesse: error: " << e.what() << "\n";
     return 1;
