@@ -160,9 +160,6 @@ std::optional<fs::path> find_sibling(
   return std::nullopt;
 }
 
-bool ends_with(const std::string& text, std::string_view suffix) {
-  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 }  // namespace
 
@@ -250,12 +247,12 @@ TrainTest<T> load_dataset(const std::string& name_or_path, const BuiltinOptions&
                     "'images'/'features'/'X' replaced by 'labels'/'y', or pass its path");
   };
   Dataset<T> all;
-  if (ends_with(filename, ".csv") || ends_with(filename, ".csv.gz")) {
+  if (filename.ends_with(".csv") || filename.ends_with(".csv.gz")) {
     all = load_csv<T>(path, file_options.csv);
-  } else if (ends_with(filename, ".npy") || ends_with(filename, ".npy.gz")) {
+  } else if (filename.ends_with(".npy") || filename.ends_with(".npy.gz")) {
     all = load_npy<T>(path, labels_for({{"images", "labels"}, {"features", "labels"}, {"_X", "_y"},
                                         {"-X", "-y"}, {"X", "y"}, {".npy", "-labels.npy"}}));
-  } else if (ends_with(filename, "-ubyte") || ends_with(filename, "-ubyte.gz")) {
+  } else if (filename.ends_with("-ubyte") || filename.ends_with("-ubyte.gz")) {
     all = load_idx<T>(path, labels_for({{"images-idx3", "labels-idx1"}, {"images", "labels"}}));
   } else {
     all = load_libsvm<T>(path, file_options.libsvm);

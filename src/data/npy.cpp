@@ -225,27 +225,47 @@ double element_at(const std::string& bytes, const NpyArray& array, std::uint64_t
   return 0;
 }
 
-// Copies an [n, d] array into a [d, n] column-major matrix, checking that
-// every value is finite (and fits T).
+// Converts `count` elements of type Source stored from `data` on (memcpy:
+// NPY data need not be aligned for Source).
+template <class Source, class T>
+void convert(const char* data, std::uint64_t count, T* out) {
+  for (std::uint64_t k = 0; k < count; ++k) {
+    Source value;
+    std::memcpy(&value, data + k * sizeof(Source), sizeof(Source));
+    out[k] = static_cast<T>(value);
+  }
+}
+
+// Copies an [n, d] array into a [d, n] column-major matrix and checks that
+// every value is finite in T (a double too large for float becomes Inf here
+// and is reported too).
 template <class T>
 Matrix<T> read_samples(const std::filesystem::path& path, const std::string& bytes,
                        const NpyArray& array, Index n, Index d) {
-  Matrix<T> out(d, n);
-  const auto limit = static_cast<double>(std::numeric_limits<T>::max());
-  // C order stores [n, d] row after row, which is [d, n] column-major; Fortran
-  // order stores it column after column.
-  for (Index i = 0; i < n; ++i) {
-    for (Index j = 0; j < d; ++j) {
-      const auto k = static_cast<std::uint64_t>(array.fortran_order ? i + j * n : j + i * d);
-      const double value = element_at(bytes, array, k);
-      if (!std::isfinite(value) || std::abs(value) > limit)
-        fail_at_offset(path, array.data_offset + k * array.element.size,
-                       "expected a finite number at [" + std::to_string(i) + ", " +
-                           std::to_string(j) + "], found " + std::to_string(value));
-      out(j, i) = static_cast<T>(value);
-    }
+  // C order stores [n, d] row after row, which is [d, n] column-major.
+  Matrix<T> values(array.fortran_order ? n : d, array.fortran_order ? d : n);
+  const char* data = bytes.data() + array.data_offset;
+  switch (array.element.type) {
+    case ElementType::Float32: convert<float>(data, array.count, values.data()); break;
+    case ElementType::Float64: convert<double>(data, array.count, values.data()); break;
+    case ElementType::UInt8: convert<std::uint8_t>(data, array.count, values.data()); break;
+    case ElementType::Int8: convert<std::int8_t>(data, array.count, values.data()); break;
+    case ElementType::Int32: convert<std::int32_t>(data, array.count, values.data()); break;
+    case ElementType::Int64: convert<std::int64_t>(data, array.count, values.data()); break;
   }
-  return out;
+  if (!values.allFinite()) {
+    const T* first = values.data();
+    while (std::isfinite(*first)) ++first;
+    const auto k = static_cast<Index>(first - values.data());
+    // Element k of the file is [i, j] of the [n, d] array.
+    const Index i = array.fortran_order ? k % n : k / d;
+    const Index j = array.fortran_order ? k / n : k % d;
+    fail_at_offset(path, array.data_offset + static_cast<std::uint64_t>(k) * array.element.size,
+                   "expected a finite number at [" + std::to_string(i) + ", " + std::to_string(j) +
+                       "], found " + std::to_string(element_at(bytes, array, static_cast<std::uint64_t>(k))));
+  }
+  if (array.fortran_order) return values.transpose();
+  return values;
 }
 
 }  // namespace
