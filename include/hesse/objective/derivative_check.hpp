@@ -241,9 +241,10 @@ CheckEntry check_gradient(F& f, const Vector<ScalarOf<F>>& x,
   }
   double worst = max_diff / max_magnitude;
   if (!std::isfinite(worst)) worst = std::numeric_limits<double>::infinity();
-  std::string detail = "coordinate " + std::to_string(worst_coordinate) + ": gradient " +
-                       dc::format_number(static_cast<double>(g[worst_coordinate])) +
-                       ", finite difference " + dc::format_number(worst_fd);
+  std::string detail = first ? std::string("no coordinates (dimension 0)")
+                             : "coordinate " + std::to_string(worst_coordinate) + ": gradient " +
+                                   dc::format_number(static_cast<double>(g[worst_coordinate])) +
+                                   ", finite difference " + dc::format_number(worst_fd);
 
   // Along random directions: g.v vs the difference of f along v.
   for (int k = 0; k < options.num_directions; ++k) {
