@@ -91,7 +91,7 @@ Dataset<T> load_csv(const std::filesystem::path& path, const CsvOptions& options
   std::vector<std::string_view> header_names;
 
   if (options.sklearn_header) {
-    sklearn = parse_sklearn_header(path, lines.line_number(), fields);
+    sklearn = parse_sklearn_header(path, first_line, fields);
     num_columns = static_cast<std::size_t>(sklearn.num_features) + 1;
     label_column = num_columns - 1;
     first_line_is_data = false;
@@ -101,18 +101,18 @@ Dataset<T> load_csv(const std::filesystem::path& path, const CsvOptions& options
     first_line_is_data = !is_header;
     if (is_header) header_names = fields;
     if (num_columns < 2)
-      fail_at_line(path, lines.line_number(),
+      fail_at_line(path, first_line,
                    "expected at least 2 columns (features and a label) separated by " +
                        quote(std::string_view(&options.delimiter, 1)) + ", found 1");
     if (!options.label_name.empty()) {
       if (!is_header)
-        fail_at_line(path, lines.line_number(),
+        fail_at_line(path, first_line,
                      "label column " + quote(options.label_name) +
                          " requested by name, but the file has no header line");
       std::size_t i = 0;
       while (i < header_names.size() && unquote(header_names[i]) != options.label_name) ++i;
       if (i == header_names.size())
-        fail_at_line(path, lines.line_number(),
+        fail_at_line(path, first_line,
                      "no column named " + quote(options.label_name) + " (columns: " +
                          column_list(header_names) + ")");
       label_column = i;
@@ -121,7 +121,7 @@ Dataset<T> load_csv(const std::filesystem::path& path, const CsvOptions& options
       const std::int64_t index =
           options.label_index < 0 ? columns + options.label_index : options.label_index;
       if (index < 0 || index >= columns)
-        fail_at_line(path, lines.line_number(),
+        fail_at_line(path, first_line,
                      "label column index " + std::to_string(options.label_index) +
                          " is out of range for " + std::to_string(num_columns) + " columns");
       label_column = static_cast<std::size_t>(index);
@@ -145,9 +145,7 @@ Dataset<T> load_csv(const std::filesystem::path& path, const CsvOptions& options
         fail_at_line(path, line_number,
                      "column " + std::to_string(column + 1) + ": expected a number, found " +
                          quote(fields[column]));
-      if (!std::isfinite(value) ||
-          (column != label_column &&
-           std::abs(value) > static_cast<double>(std::numeric_limits<T>::max())))
+      if (!std::isfinite(value) || std::abs(value) > static_cast<double>(std::numeric_limits<T>::max()))
         fail_at_line(path, line_number,
                      "column " + std::to_string(column + 1) + ": expected a finite number, found " +
                          quote(fields[column]));

@@ -61,8 +61,8 @@ struct LabelEncoding {
   std::vector<std::string> names() const;
 };
 
-/// Checks that a classification label read as a double is an integer of
-/// moderate size; the message for the caller's error otherwise.
+/// True (and `label` set) when a classification label read as a double is a
+/// whole number small enough for a double to hold exactly (|x| <= 2^53).
 bool is_integer_label(double value, std::int64_t& label);
 
 }  // namespace hesse::data::detail

@@ -63,7 +63,8 @@ Dataset<T> load_libsvm(const std::filesystem::path& path, const LibsvmOptions& o
     if (label_token.empty()) continue;
 
     double label_value = 0;
-    if (!detail::parse_number(label_token, label_value) || !std::isfinite(label_value))
+    if (!detail::parse_number(label_token, label_value) || !std::isfinite(label_value) ||
+        std::abs(label_value) > static_cast<double>(std::numeric_limits<T>::max()))
       fail_at_line(path, line_number,
                    "expected a label (a finite number) at the start of the line, found " +
                        quote(label_token));
