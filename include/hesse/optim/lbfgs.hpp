@@ -1,0 +1,142 @@
+// Limited-memory BFGS (Nocedal & Wright, 2nd ed., Algorithm 7.5): the last m
+// pairs s_i = x_{i+1} - x_i, y_i = g_{i+1} - g_i define H_k implicitly, and the
+// direction p_k = -H_k g_k comes from the two-loop recursion (Algorithm 7.4)
+// with the initial matrix H_k^0 = gamma_k I,
+//   gamma_k = s_{k-1}^T y_{k-1} / y_{k-1}^T y_{k-1}                       (eq. 7.20).
+// The step comes from a line search (strong Wolfe by default); the first trial
+// is a = 1, except without pairs, where it is 1 / max(1, |g|_2).
+//
+// A pair with s^T y <= curvature_threshold |s| |y| is not stored (event
+// "curvature pair skipped"), so every stored pair has positive curvature and
+// H_k stays positive definite. A failed line search drops the history and
+// retries along -g once (event "history reset"); a second failure ends the
+// run (LineSearchFailure) at the best point seen.
+//
+// The pairs live in two n x m ring buffers allocated before the first
+// iteration; an iteration allocates nothing.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <string>
+
+#include "hesse/core/error.hpp"
+#include "hesse/linesearch/line_search.hpp"
+#include "hesse/optim/solver_loop.hpp"
+
+namespace hesse::optim {
+
+struct LbfgsOptions {
+  TerminationOptions termination;
+  IterationCallback callback;
+  linesearch::LineSearchOptions line_search;  ///< strong Wolfe by default
+  /// Number m of curvature pairs kept.
+  int memory = 10;
+  /// Do not store a pair with s^T y <= curvature_threshold |s| |y|.
+  double curvature_threshold = 1e-10;
+
+  /// Throws InvalidArgument naming lbfgs.<field>, its value and the rule.
+  void validate() const {
+    auto fail = [](const char* field, double value, const char* rule) {
+      std::ostringstream message;
+      message << "lbfgs." << field << " = " << value << ": " << rule;
+      throw InvalidArgument(message.str());
+    };
+    if (memory < 1) fail("memory", memory, "must be >= 1");
+    if (!(curvature_threshold >= 0 && curvature_threshold < 1))
+      fail("curvature_threshold", curvature_threshold, "must be in [0, 1)");
+    line_search.validate("lbfgs.line_search");
+  }
+};
+
+template <DifferentiableObjective F>
+Summary minimize(F& f, Vector<ScalarOf<F>>& x, const LbfgsOptions& options) {
+  using T = ScalarOf<F>;
+  options.validate();
+  const Index n = x.size();
+  const int m = options.memory;
+  // Ring buffers: pair j (0 = oldest) is column (oldest + j) % m.
+  Matrix<T> s_pairs(n, m), y_pairs(n, m);
+  Vector<T> rho(m), alpha(m);
+  int oldest = 0;
+  int count = 0;
+  Vector<T> direction(n), x_new(n), g_new(n), s(n), y(n);
+
+  auto column = [&](int j) { return (oldest + j) % m; };
+  // Two-loop recursion (N&W Algorithm 7.4): direction = -H g.
+  auto compute_direction = [&](const Vector<T>& g) {
+    direction = g;
+    for (int j = count - 1; j >= 0; --j) {
+      const int i = column(j);
+      alpha[i] = rho[i] * s_pairs.col(i).dot(direction);
+      direction.noalias() -= alpha[i] * y_pairs.col(i);
+    }
+    if (count > 0) {
+      const int newest = column(count - 1);
+      direction *= T(1) / (rho[newest] * y_pairs.col(newest).squaredNorm());  // gamma, eq. 7.20
+    }
+    for (int j = 0; j < count; ++j) {
+      const int i = column(j);
+      const T beta = rho[i] * y_pairs.col(i).dot(direction);
+      direction.noalias() += (alpha[i] - beta) * s_pairs.col(i);
+    }
+    direction = -direction;
+  };
+  auto first_step = [](const Vector<T>& g) {
+    return 1.0 / std::max(1.0, static_cast<double>(g.norm()));
+  };
+
+  auto step = [&](Evaluator<F>& evaluator, Vector<T>& x, T& fx, Vector<T>& g, int) {
+    StepOutcome outcome;
+    compute_direction(g);
+    T f_new = 0;
+    linesearch::LineSearchResult result =
+        linesearch::line_search(evaluator, x, fx, g, direction, count > 0 ? 1.0 : first_step(g),
+                                options.line_search, x_new, f_new, g_new);
+    outcome.line_search_trials = result.trials;
+    if (!result.success && count > 0) {
+      count = 0;
+      outcome.event = "history reset";
+      direction = -g;
+      result = linesearch::line_search(evaluator, x, fx, g, direction, first_step(g),
+                                       options.line_search, x_new, f_new, g_new);
+      outcome.line_search_trials += result.trials;
+    }
+    if (!result.success) {
+      StepOutcome failure = StepOutcome::fail(TerminationReason::LineSearchFailure, result.message);
+      failure.line_search_trials = outcome.line_search_trials;
+      failure.event = outcome.event;
+      return failure;
+    }
+    outcome.step_size = result.step;
+
+    s = x_new - x;
+    y = g_new - g;
+    x.swap(x_new);
+    g.swap(g_new);
+    fx = f_new;
+
+    const T sy = s.dot(y);
+    if (!(static_cast<double>(sy) >
+          options.curvature_threshold * static_cast<double>(s.norm() * y.norm()))) {
+      if (outcome.event.empty())
+        outcome.event = "curvature pair skipped";
+      else
+        evaluator.event("curvature pair skipped");
+      return outcome;
+    }
+    const int slot = count < m ? column(count) : oldest;
+    s_pairs.col(slot) = s;
+    y_pairs.col(slot) = y;
+    rho[slot] = T(1) / sy;
+    if (count < m)
+      ++count;
+    else
+      oldest = (oldest + 1) % m;
+    return outcome;
+  };
+  return run_solver("lbfgs", f, x, options.termination, options.callback, step);
+}
+
+}  // namespace hesse::optim
