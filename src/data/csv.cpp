@@ -113,8 +113,8 @@ Dataset<T> load_csv(const std::filesystem::path& path, const CsvOptions& options
       while (i < header_names.size() && unquote(header_names[i]) != options.label_name) ++i;
       if (i == header_names.size())
         fail_at_line(path, first_line,
-                     "no column named " + quote(options.label_name) + " (columns: " +
-                         column_list(header_names) + ")");
+                     "no column named " + quote(options.label_name) +
+                         " (columns: " + column_list(header_names) + ")");
       label_column = i;
     } else {
       const auto columns = static_cast<std::int64_t>(num_columns);
@@ -145,7 +145,8 @@ Dataset<T> load_csv(const std::filesystem::path& path, const CsvOptions& options
         fail_at_line(path, line_number,
                      "column " + std::to_string(column + 1) + ": expected a number, found " +
                          quote(fields[column]));
-      if (!std::isfinite(value) || std::abs(value) > static_cast<double>(std::numeric_limits<T>::max()))
+      if (!std::isfinite(value) ||
+          std::abs(value) > static_cast<double>(std::numeric_limits<T>::max()))
         fail_at_line(path, line_number,
                      "column " + std::to_string(column + 1) + ": expected a finite number, found " +
                          quote(fields[column]));
@@ -183,8 +184,9 @@ Dataset<T> load_csv(const std::filesystem::path& path, const CsvOptions& options
   const std::size_t num_samples = classification ? labels.size() : targets.size();
   if (num_samples == 0) detail::fail(path, "no data rows after the header");
   if (options.sklearn_header && num_samples != static_cast<std::size_t>(sklearn.num_samples))
-    fail_at_line(path, first_line, "the header declares " + std::to_string(sklearn.num_samples) +
-                           " samples, found " + std::to_string(num_samples) + " data rows");
+    fail_at_line(path, first_line,
+                 "the header declares " + std::to_string(sklearn.num_samples) + " samples, found " +
+                     std::to_string(num_samples) + " data rows");
 
   Dataset<T> out;
   out.name = path.string();

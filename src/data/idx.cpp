@@ -18,8 +18,9 @@ constexpr std::uint32_t kImagesMagic = 0x00000803;  // unsigned bytes, 3 dimensi
 constexpr std::uint32_t kLabelsMagic = 0x00000801;  // unsigned bytes, 1 dimension
 
 std::uint32_t read_big_endian_u32(const std::string& bytes, std::size_t offset) {
-  const auto byte = [&](std::size_t i) { return static_cast<std::uint32_t>(
-                                             static_cast<unsigned char>(bytes[offset + i])); };
+  const auto byte = [&](std::size_t i) {
+    return static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[offset + i]));
+  };
   return byte(0) << 24 | byte(1) << 16 | byte(2) << 8 | byte(3);
 }
 
@@ -50,27 +51,29 @@ IdxArray read_idx_header(const std::filesystem::path& path, const std::string& b
   const std::size_t num_dims = expected_magic & 0xff;
   array.data_offset = 4 + 4 * num_dims;
   if (bytes.size() < array.data_offset)
-    fail_at_offset(path, bytes.size(),
-                   "file ends inside the header; expected " + std::to_string(num_dims) +
-                       " dimensions");
+    fail_at_offset(
+        path, bytes.size(),
+        "file ends inside the header; expected " + std::to_string(num_dims) + " dimensions");
   const std::size_t available = bytes.size() - array.data_offset;
   std::uint64_t expected = 1;
   for (std::size_t i = 0; i < num_dims; ++i) {
     const std::uint64_t dim = read_big_endian_u32(bytes, 4 + 4 * i);
     array.dims.push_back(dim);
     // Compare without multiplying past `available` so that no product overflows.
-    if (dim != 0 && expected > available / dim) expected = available + 1;
-    else expected *= dim;
+    if (dim != 0 && expected > available / dim)
+      expected = available + 1;
+    else
+      expected *= dim;
   }
   if (expected != available) {
     std::string shape;
     for (const auto dim : array.dims) shape += (shape.empty() ? "" : " x ") + std::to_string(dim);
     const bool short_file = expected > available;
-    fail_at_offset(path, short_file ? bytes.size() : array.data_offset + expected,
-                   "the header declares " + shape + " bytes of data, but the file " +
-                       (short_file ? "ends after " + std::to_string(available) + " data bytes"
-                                   : "has " + std::to_string(available - expected) +
-                                         " bytes more"));
+    fail_at_offset(
+        path, short_file ? bytes.size() : array.data_offset + expected,
+        "the header declares " + shape + " bytes of data, but the file " +
+            (short_file ? "ends after " + std::to_string(available) + " data bytes"
+                        : "has " + std::to_string(available - expected) + " bytes more"));
   }
   return array;
 }
@@ -99,11 +102,10 @@ Dataset<T> load_idx(const std::filesystem::path& images_path,
   // Image i is `pixels` contiguous bytes: exactly column i of [pixels, n].
   const auto* pixel_data =
       reinterpret_cast<const std::uint8_t*>(image_bytes.data() + images.data_offset);
-  out.features =
-      Eigen::Map<const Eigen::Matrix<std::uint8_t, Eigen::Dynamic, Eigen::Dynamic>>(pixel_data,
-                                                                                     pixels, n)
-          .template cast<T>() *
-      (T(1) / T(255));
+  out.features = Eigen::Map<const Eigen::Matrix<std::uint8_t, Eigen::Dynamic, Eigen::Dynamic>>(
+                     pixel_data, pixels, n)
+                     .template cast<T>() *
+                 (T(1) / T(255));
 
   const auto* label_data =
       reinterpret_cast<const std::uint8_t*>(label_bytes.data() + labels.data_offset);

@@ -54,7 +54,8 @@ std::size_t gzip_size_hint(std::FILE* file, std::uintmax_t compressed_size) {
   unsigned char trailer[4] = {0, 0, 0, 0};
   std::size_t hint = 0;
   if (std::fseek(file, -4, SEEK_END) == 0 && std::fread(trailer, 1, 4, file) == 4)
-    hint = trailer[0] | trailer[1] << 8 | trailer[2] << 16 | static_cast<std::size_t>(trailer[3]) << 24;
+    hint = trailer[0] | trailer[1] << 8 | trailer[2] << 16 |
+           static_cast<std::size_t>(trailer[3]) << 24;
   std::rewind(file);
   return static_cast<std::size_t>(std::min<std::uintmax_t>(hint, compressed_size * 1032));
 }
@@ -109,8 +110,9 @@ std::string read_file_bytes(const std::filesystem::path& path) {
 
   File file(std::fopen(path.c_str(), "rb"));
   if (!file) fail(path, "cannot open for reading");
-  std::string bytes = starts_like_gzip(file.get()) ? read_gzip(path, gzip_size_hint(file.get(), file_size))
-                                                   : read_plain(path, file.get(), file_size);
+  std::string bytes = starts_like_gzip(file.get())
+                          ? read_gzip(path, gzip_size_hint(file.get(), file_size))
+                          : read_plain(path, file.get(), file_size);
   if (bytes.empty()) fail(path, "empty file");
   return bytes;
 }

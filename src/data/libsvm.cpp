@@ -102,13 +102,14 @@ Dataset<T> load_libsvm(const std::filesystem::path& path, const LibsvmOptions& o
                          ": indices must be strictly increasing within a line");
       if (options.num_features > 0 && index > options.num_features)
         fail_at_line(path, line_number,
-                     "feature index " + std::to_string(index) + " exceeds num_features = " +
-                         std::to_string(options.num_features));
+                     "feature index " + std::to_string(index) +
+                         " exceeds num_features = " + std::to_string(options.num_features));
       if (!detail::parse_number(value_text, value))
-        fail_at_line(path, line_number,
-                     "feature " + std::to_string(index) + ": expected a number, found " +
-                         quote(value_text));
-      if (!std::isfinite(value) || std::abs(value) > static_cast<double>(std::numeric_limits<T>::max()))
+        fail_at_line(
+            path, line_number,
+            "feature " + std::to_string(index) + ": expected a number, found " + quote(value_text));
+      if (!std::isfinite(value) ||
+          std::abs(value) > static_cast<double>(std::numeric_limits<T>::max()))
         fail_at_line(path, line_number,
                      "feature " + std::to_string(index) + ": expected a finite number, found " +
                          quote(value_text));

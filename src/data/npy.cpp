@@ -45,8 +45,7 @@ struct NpyArray {
 
 std::string shape_text(const std::vector<std::uint64_t>& shape) {
   std::string out = "(";
-  for (std::size_t i = 0; i < shape.size(); ++i)
-    out += (i ? ", " : "") + std::to_string(shape[i]);
+  for (std::size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
   return out + (shape.size() == 1 ? ",)" : ")");
 }
 
@@ -128,8 +127,8 @@ class HeaderParser {
   }
   bool boolean_literal() {
     skip_blanks();
-    for (const auto& [word, value] : {std::pair{std::string_view("True"), true},
-                                      std::pair{std::string_view("False"), false}}) {
+    for (const auto& [word, value] :
+         {std::pair{std::string_view("True"), true}, std::pair{std::string_view("False"), false}}) {
       if (text_.substr(position_, word.size()) == word) {
         position_ += word.size();
         return value;
@@ -167,8 +166,9 @@ NpyArray read_npy_header(const std::filesystem::path& path, const std::string& b
   constexpr std::string_view kMagic("\x93NUMPY", 6);
   if (bytes.size() < 10 || std::string_view(bytes).substr(0, 6) != kMagic)
     fail_at_offset(path, 0, "expected the NPY magic string \\x93NUMPY");
-  const auto byte = [&](std::size_t i) { return static_cast<std::size_t>(
-                                             static_cast<unsigned char>(bytes[i])); };
+  const auto byte = [&](std::size_t i) {
+    return static_cast<std::size_t>(static_cast<unsigned char>(bytes[i]));
+  };
   const std::size_t major = byte(6);
   std::size_t header_length = 0, header_start = 0;
   if (major == 1) {
@@ -179,8 +179,9 @@ NpyArray read_npy_header(const std::filesystem::path& path, const std::string& b
     header_length = byte(8) | byte(9) << 8 | byte(10) << 16 | byte(11) << 24;
     header_start = 12;
   } else {
-    fail_at_offset(path, 6,
-                   "unsupported NPY format version " + std::to_string(major) + "; expected 1, 2 or 3");
+    fail_at_offset(
+        path, 6,
+        "unsupported NPY format version " + std::to_string(major) + "; expected 1, 2 or 3");
   }
   if (header_length > bytes.size() - header_start)
     fail_at_offset(path, bytes.size(),
@@ -194,19 +195,20 @@ NpyArray read_npy_header(const std::filesystem::path& path, const std::string& b
   const std::uint64_t max_count = available / array.element.size;
   for (const auto dim : array.shape) {
     // Compare without multiplying past the file's size so no product overflows.
-    if (dim != 0 && array.count > max_count / dim) array.count = max_count + 1;
-    else array.count *= dim;
+    if (dim != 0 && array.count > max_count / dim)
+      array.count = max_count + 1;
+    else
+      array.count *= dim;
   }
   if (array.count > max_count || array.count * array.element.size != available) {
     const bool short_file = array.count > max_count;
-    fail_at_offset(path, short_file ? bytes.size() : array.data_offset + array.count * array.element.size,
-                   "shape " + shape_text(array.shape) + " of " + std::string(array.element.descr) +
-                       " needs " +
-                       (short_file ? "more data than the file's " + std::to_string(available)
-                                   : std::to_string(array.count * array.element.size)) +
-                       " bytes after the header" +
-                       (short_file ? ""
-                                   : ", but the file has " + std::to_string(available)));
+    fail_at_offset(
+        path, short_file ? bytes.size() : array.data_offset + array.count * array.element.size,
+        "shape " + shape_text(array.shape) + " of " + std::string(array.element.descr) + " needs " +
+            (short_file ? "more data than the file's " + std::to_string(available)
+                        : std::to_string(array.count * array.element.size)) +
+            " bytes after the header" +
+            (short_file ? "" : ", but the file has " + std::to_string(available)));
   }
   return array;
 }
@@ -215,12 +217,36 @@ NpyArray read_npy_header(const std::filesystem::path& path, const std::string& b
 double element_at(const std::string& bytes, const NpyArray& array, std::uint64_t i) {
   const char* at = bytes.data() + array.data_offset + i * array.element.size;
   switch (array.element.type) {
-    case ElementType::Float32: { float v; std::memcpy(&v, at, 4); return v; }
-    case ElementType::Float64: { double v; std::memcpy(&v, at, 8); return v; }
-    case ElementType::UInt8: { std::uint8_t v; std::memcpy(&v, at, 1); return v; }
-    case ElementType::Int8: { std::int8_t v; std::memcpy(&v, at, 1); return v; }
-    case ElementType::Int32: { std::int32_t v; std::memcpy(&v, at, 4); return v; }
-    case ElementType::Int64: { std::int64_t v; std::memcpy(&v, at, 8); return static_cast<double>(v); }
+    case ElementType::Float32: {
+      float v;
+      std::memcpy(&v, at, 4);
+      return v;
+    }
+    case ElementType::Float64: {
+      double v;
+      std::memcpy(&v, at, 8);
+      return v;
+    }
+    case ElementType::UInt8: {
+      std::uint8_t v;
+      std::memcpy(&v, at, 1);
+      return v;
+    }
+    case ElementType::Int8: {
+      std::int8_t v;
+      std::memcpy(&v, at, 1);
+      return v;
+    }
+    case ElementType::Int32: {
+      std::int32_t v;
+      std::memcpy(&v, at, 4);
+      return v;
+    }
+    case ElementType::Int64: {
+      std::int64_t v;
+      std::memcpy(&v, at, 8);
+      return static_cast<double>(v);
+    }
   }
   return 0;
 }
@@ -246,12 +272,24 @@ Matrix<T> read_samples(const std::filesystem::path& path, const std::string& byt
   Matrix<T> values(array.fortran_order ? n : d, array.fortran_order ? d : n);
   const char* data = bytes.data() + array.data_offset;
   switch (array.element.type) {
-    case ElementType::Float32: convert<float>(data, array.count, values.data()); break;
-    case ElementType::Float64: convert<double>(data, array.count, values.data()); break;
-    case ElementType::UInt8: convert<std::uint8_t>(data, array.count, values.data()); break;
-    case ElementType::Int8: convert<std::int8_t>(data, array.count, values.data()); break;
-    case ElementType::Int32: convert<std::int32_t>(data, array.count, values.data()); break;
-    case ElementType::Int64: convert<std::int64_t>(data, array.count, values.data()); break;
+    case ElementType::Float32:
+      convert<float>(data, array.count, values.data());
+      break;
+    case ElementType::Float64:
+      convert<double>(data, array.count, values.data());
+      break;
+    case ElementType::UInt8:
+      convert<std::uint8_t>(data, array.count, values.data());
+      break;
+    case ElementType::Int8:
+      convert<std::int8_t>(data, array.count, values.data());
+      break;
+    case ElementType::Int32:
+      convert<std::int32_t>(data, array.count, values.data());
+      break;
+    case ElementType::Int64:
+      convert<std::int64_t>(data, array.count, values.data());
+      break;
   }
   if (!values.allFinite()) {
     const T* first = values.data();
@@ -262,7 +300,8 @@ Matrix<T> read_samples(const std::filesystem::path& path, const std::string& byt
     const Index j = array.fortran_order ? k / n : k % d;
     fail_at_offset(path, array.data_offset + static_cast<std::uint64_t>(k) * array.element.size,
                    "expected a finite number at [" + std::to_string(i) + ", " + std::to_string(j) +
-                       "], found " + std::to_string(element_at(bytes, array, static_cast<std::uint64_t>(k))));
+                       "], found " +
+                       std::to_string(element_at(bytes, array, static_cast<std::uint64_t>(k))));
   }
   if (array.fortran_order) return values.transpose();
   return values;
@@ -292,7 +331,8 @@ Dataset<T> load_npy(const std::filesystem::path& features_path,
     detail::fail(labels_path, shape_text(labels.shape) + " labels, but " + features_path.string() +
                                   " has " + std::to_string(num_samples) + " samples " +
                                   shape_text(features.shape));
-  if (num_samples == 0) detail::fail(features_path, "no samples (shape " + shape_text(features.shape) + ")");
+  if (num_samples == 0)
+    detail::fail(features_path, "no samples (shape " + shape_text(features.shape) + ")");
 
   const auto n = static_cast<Index>(num_samples);
   Dataset<T> out;
@@ -313,7 +353,8 @@ Dataset<T> load_npy(const std::filesystem::path& features_path,
   for (Index i = 0; i < n; ++i) {
     const double label = element_at(label_bytes, labels, static_cast<std::uint64_t>(i));
     if (label < 0 || label >= kMaxClasses)
-      fail_at_offset(labels_path, labels.data_offset + static_cast<std::size_t>(i) * labels.element.size,
+      fail_at_offset(labels_path,
+                     labels.data_offset + static_cast<std::size_t>(i) * labels.element.size,
                      "class label " + std::to_string(static_cast<std::int64_t>(label)) +
                          " of sample " + std::to_string(i) + " is out of range 0.." +
                          std::to_string(static_cast<std::int64_t>(kMaxClasses) - 1));

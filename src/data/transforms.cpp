@@ -52,7 +52,9 @@ void Standardizer<T>::fit(const Dataset<T>& train) {
     sum_squares = (x.colwise() - sum).cwiseAbs2().rowwise().mean();
   }
   mean_ = sum.cast<T>();
-  scale_ = sum_squares.cwiseSqrt().unaryExpr([](double s) { return s > 0 ? s : 1.0; }).template cast<T>();
+  scale_ = sum_squares.cwiseSqrt()
+               .unaryExpr([](double s) { return s > 0 ? s : 1.0; })
+               .template cast<T>();
 }
 
 template <class T>
@@ -75,8 +77,8 @@ template <class T>
 Dataset<T> subset(const Dataset<T>& data, std::span<const Index> indices) {
   const Index n = data.num_samples();
   for (const Index i : indices)
-    HESSE_REQUIRE(i >= 0 && i < n, "subset: index " + std::to_string(i) +
-                                       " is out of range for " + std::to_string(n) + " samples");
+    HESSE_REQUIRE(i >= 0 && i < n, "subset: index " + std::to_string(i) + " is out of range for " +
+                                       std::to_string(n) + " samples");
   const auto m = static_cast<Index>(indices.size());
   Dataset<T> out;
   out.num_classes = data.num_classes;
@@ -181,10 +183,10 @@ Matrix<T> one_hot(const Dataset<T>& data) {
   return out;
 }
 
-#define HESSE_INSTANTIATE(T)                                                                    \
-  template class Standardizer<T>;                                                              \
-  template Dataset<T> subset<T>(const Dataset<T>&, std::span<const Index>);                    \
-  template TrainTest<T> train_test_split<T>(const Dataset<T>&, double, std::uint64_t, bool);   \
+#define HESSE_INSTANTIATE(T)                                                                 \
+  template class Standardizer<T>;                                                            \
+  template Dataset<T> subset<T>(const Dataset<T>&, std::span<const Index>);                  \
+  template TrainTest<T> train_test_split<T>(const Dataset<T>&, double, std::uint64_t, bool); \
   template Matrix<T> one_hot<T>(const Dataset<T>&);
 HESSE_INSTANTIATE(float)
 HESSE_INSTANTIATE(double)

@@ -21,10 +21,10 @@ std::optional<BuiltinInfo> info_of(const std::string& name) {
 }
 
 // Skips the calling test when the set's files are absent from this machine.
-#define SKIP_UNLESS_AVAILABLE(name)                                                   \
-  do {                                                                                \
-    const auto info = info_of(name);                                                  \
-    ASSERT_TRUE(info.has_value());                                                    \
+#define SKIP_UNLESS_AVAILABLE(name)                                                    \
+  do {                                                                                 \
+    const auto info = info_of(name);                                                   \
+    ASSERT_TRUE(info.has_value());                                                     \
     if (!info->available) GTEST_SKIP() << name << " is not installed (scripts/setup)"; \
   } while (false)
 
@@ -70,7 +70,8 @@ TEST_P(EachBuiltin, MatchesItsCatalogueEntry) {
   EXPECT_EQ(parts.test.num_samples(), info.num_test);
   // Every class occurs in the training part.
   std::vector<int> seen(static_cast<std::size_t>(info.num_classes), 0);
-  for (Index i = 0; i < parts.train.num_samples(); ++i) seen[static_cast<std::size_t>(parts.train.label(i))] = 1;
+  for (Index i = 0; i < parts.train.num_samples(); ++i)
+    seen[static_cast<std::size_t>(parts.train.label(i))] = 1;
   EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), info.num_classes);
 }
 
@@ -147,8 +148,10 @@ class ScopedDataDirs {
   }
   ~ScopedDataDirs() {
     for (const auto& [name, value] : saved_) {
-      if (value) ::setenv(name.c_str(), value->c_str(), 1);
-      else ::unsetenv(name.c_str());
+      if (value)
+        ::setenv(name.c_str(), value->c_str(), 1);
+      else
+        ::unsetenv(name.c_str());
     }
   }
 

@@ -135,8 +135,7 @@ TEST(CsvErrors, HeaderOnly) {
 TEST(CsvErrors, RaggedRow) {
   TempDir dir;
   const auto path = dir.write("ragged.csv", "a,b,c\n1,2,0\n3,4\n");
-  expect_data_error([&] { load_csv<double>(path); },
-                    {"ragged.csv:3: expected 3 columns, found 2"});
+  expect_data_error([&] { load_csv<double>(path); }, {"ragged.csv:3: expected 3 columns, found 2"});
 }
 
 TEST(CsvErrors, BadNumber) {

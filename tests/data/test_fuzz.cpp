@@ -32,17 +32,28 @@ std::string mutate(std::string bytes, std::mt19937_64& rng) {
     return static_cast<std::size_t>(std::uniform_int_distribution<std::size_t>(0, bound - 1)(rng));
   };
   auto random_byte = [&] {
-    return pick(2) ? kInterestingBytes[pick(kInterestingBytes.size())] : static_cast<char>(pick(256));
+    return pick(2) ? kInterestingBytes[pick(kInterestingBytes.size())]
+                   : static_cast<char>(pick(256));
   };
   const int edits = 1 + static_cast<int>(pick(3));
   for (int e = 0; e < edits && !bytes.empty(); ++e) {
     const std::size_t at = pick(bytes.size());
     switch (pick(5)) {
-      case 0: bytes[at] = static_cast<char>(bytes[at] ^ (1 << pick(8))); break;
-      case 1: bytes[at] = random_byte(); break;
-      case 2: bytes.insert(at, pick(4) + 1, random_byte()); break;
-      case 3: bytes.erase(at, pick(8) + 1); break;
-      case 4: bytes.resize(at); break;
+      case 0:
+        bytes[at] = static_cast<char>(bytes[at] ^ (1 << pick(8)));
+        break;
+      case 1:
+        bytes[at] = random_byte();
+        break;
+      case 2:
+        bytes.insert(at, pick(4) + 1, random_byte());
+        break;
+      case 3:
+        bytes.erase(at, pick(8) + 1);
+        break;
+      case 4:
+        bytes.resize(at);
+        break;
     }
   }
   return bytes;
@@ -58,7 +69,8 @@ void fuzz(const std::vector<std::pair<std::string, std::string>>& inputs, std::u
   int loaded = 0, rejected = 0;
   for (int round = 0; round < kMutationsPerFormat; ++round) {
     // One file mutated per round; the others stay valid.
-    const std::size_t victim = std::uniform_int_distribution<std::size_t>(0, inputs.size() - 1)(rng);
+    const std::size_t victim =
+        std::uniform_int_distribution<std::size_t>(0, inputs.size() - 1)(rng);
     const std::string mutated = mutate(inputs[victim].second, rng);
     dir.write(inputs[victim].first, mutated);
     try {
@@ -67,8 +79,8 @@ void fuzz(const std::vector<std::pair<std::string, std::string>>& inputs, std::u
     } catch (const DataError&) {
       ++rejected;
     } catch (const std::exception& e) {
-      FAIL() << "round " << round << ": " << typeid(e).name() << ": " << e.what()
-             << "\nmutated " << inputs[victim].first << " (" << mutated.size() << " bytes)";
+      FAIL() << "round " << round << ": " << typeid(e).name() << ": " << e.what() << "\nmutated "
+             << inputs[victim].first << " (" << mutated.size() << " bytes)";
     }
     dir.write(inputs[victim].first, inputs[victim].second);
   }

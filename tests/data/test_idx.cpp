@@ -28,7 +28,8 @@ void expect_tiny(const Dataset<float>& data) {
 }
 
 TEST(Idx, Plain) {
-  expect_tiny(load_idx<float>(fixture("tiny-images-idx3-ubyte"), fixture("tiny-labels-idx1-ubyte")));
+  expect_tiny(
+      load_idx<float>(fixture("tiny-images-idx3-ubyte"), fixture("tiny-labels-idx1-ubyte")));
 }
 
 TEST(Idx, Gzip) {
@@ -37,7 +38,8 @@ TEST(Idx, Gzip) {
 }
 
 TEST(Idx, DoubleMatchesFloat) {
-  const auto d = load_idx<double>(fixture("tiny-images-idx3-ubyte"), fixture("tiny-labels-idx1-ubyte"));
+  const auto d =
+      load_idx<double>(fixture("tiny-images-idx3-ubyte"), fixture("tiny-labels-idx1-ubyte"));
   EXPECT_DOUBLE_EQ(d.features(5, 3), 35.0 / 255.0);
 }
 
@@ -53,8 +55,9 @@ TEST_F(IdxErrors, WrongMagic) {
   bad[3] = 1;
   const auto images = dir_.write("bad-images", bad);
   const auto labels = dir_.write("labels", labels_);
-  expect_data_error([&] { load_idx<float>(images, labels); },
-                    {"bad-images", "byte 0", "expected magic number 0x00000803", "found 0x00000801"});
+  expect_data_error(
+      [&] { load_idx<float>(images, labels); },
+      {"bad-images", "byte 0", "expected magic number 0x00000803", "found 0x00000801"});
   // Images and labels swapped.
   expect_data_error([&] { load_idx<float>(labels, labels); }, {"byte 0", "0x00000803"});
 }

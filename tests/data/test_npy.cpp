@@ -90,9 +90,8 @@ TEST(NpyErrors, UnsupportedElementType) {
 
 TEST(NpyErrors, NanValue) {
   // Element [2, 1] of a float32 C-order array after the 128-byte header.
-  expect_data_error(
-      [] { load_npy<double>(fixture("features_nan.npy"), fixture("labels_i8.npy")); },
-      {"features_nan.npy", "byte 156", "expected a finite number at [2, 1]"});
+  expect_data_error([] { load_npy<double>(fixture("features_nan.npy"), fixture("labels_i8.npy")); },
+                    {"features_nan.npy", "byte 156", "expected a finite number at [2, 1]"});
 }
 
 TEST(NpyErrors, SampleCountMismatch) {
@@ -126,8 +125,9 @@ TEST(NpyErrors, BadMagicAndHeader) {
   auto bytes = read_binary(fixture("features_f4.npy"));
   auto magic = bytes;
   magic[1] = 'M';
-  expect_data_error([&] { load_npy<double>(dir.write("magic.npy", magic), fixture("labels_i8.npy")); },
-                    {"magic.npy", "byte 0", "\\x93NUMPY"});
+  expect_data_error(
+      [&] { load_npy<double>(dir.write("magic.npy", magic), fixture("labels_i8.npy")); },
+      {"magic.npy", "byte 0", "\\x93NUMPY"});
   auto version = bytes;
   version[6] = 9;
   expect_data_error(
@@ -140,15 +140,17 @@ TEST(NpyErrors, BadMagicAndHeader) {
       {"header.npy", "byte ", "True or False"});
   auto shape = bytes;
   shape[shape.find("(5, 3)") + 1] = 'x';
-  expect_data_error([&] { load_npy<double>(dir.write("shape.npy", shape), fixture("labels_i8.npy")); },
-                    {"shape.npy", "byte ", "non-negative integer in 'shape'"});
+  expect_data_error(
+      [&] { load_npy<double>(dir.write("shape.npy", shape), fixture("labels_i8.npy")); },
+      {"shape.npy", "byte ", "non-negative integer in 'shape'"});
 }
 
 TEST(NpyErrors, WrongRanks) {
   expect_data_error([] { load_npy<double>(fixture("labels_i8.npy"), fixture("labels_i8.npy")); },
                     {"labels_i8.npy", "expected features of shape [n, d]"});
-  expect_data_error([] { load_npy<double>(fixture("features_f4.npy"), fixture("features_3d.npy")); },
-                    {"features_3d.npy", "expected labels of shape [n] or [n, t]"});
+  expect_data_error(
+      [] { load_npy<double>(fixture("features_f4.npy"), fixture("features_3d.npy")); },
+      {"features_3d.npy", "expected labels of shape [n] or [n, t]"});
 }
 
 }  // namespace

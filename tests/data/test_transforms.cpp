@@ -30,7 +30,8 @@ Dataset<double> indexed_set(Index n, int num_classes) {
 
 std::vector<Index> sample_ids(const Dataset<double>& data) {
   std::vector<Index> ids;
-  for (Index i = 0; i < data.num_samples(); ++i) ids.push_back(static_cast<Index>(data.features(0, i)));
+  for (Index i = 0; i < data.num_samples(); ++i)
+    ids.push_back(static_cast<Index>(data.features(0, i)));
   return ids;
 }
 
@@ -123,7 +124,8 @@ TEST(TrainTestSplit, StratifiedKeepsClassShares) {
   for (Index i = 0; i < 1000; ++i) data.targets(0, i) = i < 500 ? 0 : (i < 800 ? 1 : 2);
   const auto parts = train_test_split(data, 0.2, 5);
   std::vector<int> counts(3, 0);
-  for (Index i = 0; i < parts.test.num_samples(); ++i) ++counts[static_cast<std::size_t>(parts.test.label(i))];
+  for (Index i = 0; i < parts.test.num_samples(); ++i)
+    ++counts[static_cast<std::size_t>(parts.test.label(i))];
   EXPECT_EQ(counts, (std::vector<int>{100, 60, 40}));
 }
 

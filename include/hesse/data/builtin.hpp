@@ -30,23 +30,23 @@ enum class SplitKind {
 struct BuiltinInfo {
   std::string name;
   std::string description;
-  std::string source;   ///< the package the files come from
+  std::string source;  ///< the package the files come from
   std::string licence;
   Index num_features = 0;
   int num_classes = 0;
   Index num_train = 0;  ///< for seeded splits: with the default test_fraction 0.2
   Index num_test = 0;
   SplitKind split = SplitKind::Seeded;
-  bool available = false;            ///< all files found on this machine
-  std::filesystem::path location;    ///< directory holding the files (when available)
-  std::vector<std::string> files;    ///< the file names looked for
+  bool available = false;          ///< all files found on this machine
+  std::filesystem::path location;  ///< directory holding the files (when available)
+  std::vector<std::string> files;  ///< the file names looked for
 };
 
 struct BuiltinOptions {
-  std::uint64_t seed = 0;       ///< drives seeded splits
-  double test_fraction = 0.2;   ///< for seeded splits; official splits ignore it
-  bool standardize = false;     ///< fit a Standardizer on train, apply to both
-  bool dense = false;           ///< give sparse sets (heart-scale, LIBSVM files) dense features
+  std::uint64_t seed = 0;      ///< drives seeded splits
+  double test_fraction = 0.2;  ///< for seeded splits; official splits ignore it
+  bool standardize = false;    ///< fit a Standardizer on train, apply to both
+  bool dense = false;          ///< give sparse sets (heart-scale, LIBSVM files) dense features
 };
 
 /// How to read a file given to load_dataset by path.

@@ -29,8 +29,8 @@ struct Dataset {
   Matrix<T> features;
   SparseMatrix<T> sparse_features;
   Matrix<T> targets;
-  int num_classes = 0;  ///< 0 for regression targets
-  std::string name;     ///< where the set came from (file path or built-in name)
+  int num_classes = 0;                   ///< 0 for regression targets
+  std::string name;                      ///< where the set came from (file path or built-in name)
   std::vector<std::string> class_names;  ///< original label of each class index
 
   bool is_sparse() const { return features.size() == 0 && sparse_features.cols() > 0; }
