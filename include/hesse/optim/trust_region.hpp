@@ -220,7 +220,7 @@ Summary minimize(F& f, Vector<ScalarOf<F>>& x, const TrustNcgOptions& options = 
     if (!(lowest < -tolerance)) return outcome;
     evaluator.event("negative curvature found");
     if (ritz.dot(g) > T(0)) ritz = -ritz;
-    double length = std::max(control.radius, std::sqrt(std::numeric_limits<T>::epsilon()));
+    double length = std::max(control.radius, std::sqrt(static_cast<double>(std::numeric_limits<T>::epsilon())));
     for (int trial = 0; trial < 10; ++trial, length *= 0.5) {
       x_new = x + static_cast<T>(length) * ritz;
       const T f_new = evaluator.value_and_gradient(x_new, g_new);
