@@ -14,5 +14,7 @@ struct CheckFailed {};
 
 void add_datasets_command(CLI::App& app);
 void add_check_command(CLI::App& app);
+void add_minimize_command(CLI::App& app);
+void add_train_command(CLI::App& app);
 
 }  // namespace hesse::cli

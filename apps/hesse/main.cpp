@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
   app.fallthrough();
   hesse::cli::add_datasets_command(app);
   hesse::cli::add_check_command(app);
+  hesse::cli::add_minimize_command(app);
+  hesse::cli::add_train_command(app);
 
   try {
     app.parse(argc, argv);

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <string>
 
+#include <omp.h>
+
 #include "hesse/core/error.hpp"
 
 namespace hesse::nn {
@@ -13,6 +15,11 @@ void NetworkObjectiveOptions::validate() const {
   HESSE_REQUIRE(l2 >= 0, "NetworkObjectiveOptions.l2 = " + std::to_string(l2) +
                              ": must be non-negative");
   HESSE_REQUIRE(max_dense_dimension > 0, "NetworkObjectiveOptions.max_dense_dimension must be positive");
+  HESSE_REQUIRE(threads >= 0, "NetworkObjectiveOptions.threads = " + std::to_string(threads) +
+                                  ": must be >= 0 (0: all OpenMP threads)");
+  HESSE_REQUIRE(min_samples_per_thread > 0, "NetworkObjectiveOptions.min_samples_per_thread = " +
+                                                std::to_string(min_samples_per_thread) +
+                                                ": must be positive");
 }
 
 template <class T>
@@ -35,8 +42,11 @@ NetworkObjective<T>::NetworkObjective(Sequential<T> network, LossKind loss,
                     std::to_string(data.num_features()) + " features");
   validate_loss(loss, network_.output_size(), data.targets.rows(), data.num_classes);
   const auto layers = static_cast<std::size_t>(network_.num_layers());
-  activations_.resize(layers);
-  r_activations_.resize(layers);
+  workspaces_.resize(static_cast<std::size_t>(options_.threads > 0 ? options_.threads : omp_get_max_threads()));
+  for (Workspace& ws : workspaces_) {
+    ws.activations.resize(layers);
+    ws.r_activations.resize(layers);
+  }
 }
 
 template <class T>
@@ -67,44 +77,44 @@ void NetworkObjective<T>::check_sizes(const Vector<T>& x, const Vector<T>* v, co
                                                 std::to_string(dimension()));
 }
 
-// Forward pass: activations_[l] = layer_l(activations_[l-1]), activations_[-1] = X.
+// Forward pass: activations[l] = layer_l(activations[l-1]), activations[-1] = X.
 template <class T>
-void NetworkObjective<T>::forward(const T* x, ConstRef<T> X) {
+void NetworkObjective<T>::forward(Workspace& ws, const T* x, ConstRef<T> X) {
   for (Index l = 0; l < network_.num_layers(); ++l) {
     const auto i = static_cast<std::size_t>(l);
-    network_.layer(l).forward(x + network_.parameter_offset(l), l == 0 ? X : ConstRef<T>(activations_[i - 1]),
-                              activations_[i]);
+    network_.layer(l).forward(x + network_.parameter_offset(l),
+                              l == 0 ? X : ConstRef<T>(ws.activations[i - 1]), ws.activations[i]);
   }
 }
 
-// R-forward pass: r_activations_[l] = d/de activations_[l](x + e v). The data
+// R-forward pass: r_activations[l] = d/de activations[l](x + e v). The data
 // do not depend on x, so the first layer gets RX = null (zero).
 template <class T>
-void NetworkObjective<T>::r_forward(const T* x, const T* v, ConstRef<T> X) {
+void NetworkObjective<T>::r_forward(Workspace& ws, const T* x, const T* v, ConstRef<T> X) {
   for (Index l = 0; l < network_.num_layers(); ++l) {
     const auto i = static_cast<std::size_t>(l);
     const Index offset = network_.parameter_offset(l);
     network_.layer(l).r_forward(x + offset, v + offset,
-                                l == 0 ? X : ConstRef<T>(activations_[i - 1]),
-                                l == 0 ? nullptr : &r_activations_[i - 1], activations_[i],
-                                r_activations_[i]);
+                                l == 0 ? X : ConstRef<T>(ws.activations[i - 1]),
+                                l == 0 ? nullptr : &ws.r_activations[i - 1], ws.activations[i],
+                                ws.r_activations[i]);
   }
 }
 
 template <class T>
-void NetworkObjective<T>::chunk(Pass pass, const T* x, const T* v, T* out, ConstRef<T> X,
-                                ConstRef<T> Y, T scale, double& loss) {
+void NetworkObjective<T>::chunk(Workspace& ws, Pass pass, const T* x, const T* v, T* out,
+                                ConstRef<T> X, ConstRef<T> Y, T scale) {
   const Index layers = network_.num_layers();
   const auto last = static_cast<std::size_t>(layers - 1);
-  forward(x, X);
-  const Matrix<T>& outputs = activations_[last];
+  forward(ws, x, X);
+  const Matrix<T>& outputs = ws.activations[last];
   auto input_of = [&](Index l) {
-    return l == 0 ? X : ConstRef<T>(activations_[static_cast<std::size_t>(l - 1)]);
+    return l == 0 ? X : ConstRef<T>(ws.activations[static_cast<std::size_t>(l - 1)]);
   };
 
   switch (pass) {
     case Pass::Value:
-      loss += loss_value_and_gradient<T>(loss_, outputs, Y, scale, nullptr);
+      ws.loss += loss_value_and_gradient<T>(loss_, outputs, Y, scale, nullptr);
       return;
 
     case Pass::Gradient:
@@ -113,15 +123,15 @@ void NetworkObjective<T>::chunk(Pass pass, const T* x, const T* v, T* out, Const
       // u = H_loss (J v) instead, which gives J^T H_loss J v.
       int current = 0;
       if (pass == Pass::Gradient) {
-        loss += loss_value_and_gradient<T>(loss_, outputs, Y, scale, &delta_[current]);
+        ws.loss += loss_value_and_gradient<T>(loss_, outputs, Y, scale, &ws.delta[current]);
       } else {
-        r_forward(x, v, X);
-        loss_hessian_product<T>(loss_, outputs, Y, r_activations_[last], scale, delta_[current]);
+        r_forward(ws, x, v, X);
+        loss_hessian_product<T>(loss_, outputs, Y, ws.r_activations[last], scale, ws.delta[current]);
       }
       for (Index l = layers - 1; l >= 0; --l) {
         const auto i = static_cast<std::size_t>(l);
-        network_.layer(l).backward(x + network_.parameter_offset(l), input_of(l), activations_[i],
-                                   delta_[current], l > 0 ? &delta_[1 - current] : nullptr,
+        network_.layer(l).backward(x + network_.parameter_offset(l), input_of(l), ws.activations[i],
+                                   ws.delta[current], l > 0 ? &ws.delta[1 - current] : nullptr,
                                    out + network_.parameter_offset(l));
         current = 1 - current;
       }
@@ -131,17 +141,17 @@ void NetworkObjective<T>::chunk(Pass pass, const T* x, const T* v, T* out, Const
     case Pass::HessianVector: {
       // Pearlmutter (1994): differentiate the backward pass along v.
       int current = 0;
-      loss += loss_value_and_gradient<T>(loss_, outputs, Y, scale, &delta_[current]);
-      r_forward(x, v, X);
-      loss_hessian_product<T>(loss_, outputs, Y, r_activations_[last], scale, r_delta_[current]);
+      ws.loss += loss_value_and_gradient<T>(loss_, outputs, Y, scale, &ws.delta[current]);
+      r_forward(ws, x, v, X);
+      loss_hessian_product<T>(loss_, outputs, Y, ws.r_activations[last], scale, ws.r_delta[current]);
       for (Index l = layers - 1; l >= 0; --l) {
         const auto i = static_cast<std::size_t>(l);
         const Index offset = network_.parameter_offset(l);
         network_.layer(l).r_backward(x + offset, v + offset, input_of(l),
-                                     l > 0 ? &r_activations_[i - 1] : nullptr, activations_[i],
-                                     r_activations_[i], delta_[current], r_delta_[current],
-                                     l > 0 ? &delta_[1 - current] : nullptr,
-                                     l > 0 ? &r_delta_[1 - current] : nullptr, out + offset,
+                                     l > 0 ? &ws.r_activations[i - 1] : nullptr, ws.activations[i],
+                                     ws.r_activations[i], ws.delta[current], ws.r_delta[current],
+                                     l > 0 ? &ws.delta[1 - current] : nullptr,
+                                     l > 0 ? &ws.r_delta[1 - current] : nullptr, out + offset,
                                      nullptr);
         current = 1 - current;
       }
@@ -151,29 +161,63 @@ void NetworkObjective<T>::chunk(Pass pass, const T* x, const T* v, T* out, Const
 }
 
 template <class T>
-double NetworkObjective<T>::run(Pass pass, const Vector<T>& x, const Vector<T>* v, Vector<T>* out) {
+int NetworkObjective<T>::slices_for(Index samples) const {
+  const Index by_size = samples / options_.min_samples_per_thread;
+  return static_cast<int>(std::max<Index>(1, std::min<Index>(Index(workspaces_.size()), by_size)));
+}
+
+template <class T>
+void NetworkObjective<T>::run_slice(Workspace& ws, Pass pass, const T* x, const T* v, T* out,
+                                    Index begin, Index end, T scale) {
   const data::Dataset<T>& data = *data_;
-  const Index selected = num_selected();
-  const T scale = T(1) / static_cast<T>(selected);
-  if (out) out->setZero(dimension());
-  T* out_data = out ? out->data() : nullptr;
-  const T* v_data = v ? v->data() : nullptr;
-  double loss = 0;
-  for (Index start = 0; start < selected; start += options_.chunk_size) {
-    const Index count = std::min(options_.chunk_size, selected - start);
+  for (Index start = begin; start < end; start += options_.chunk_size) {
+    const Index count = std::min(options_.chunk_size, end - start);
     if (all_selected_) {
-      chunk(pass, x.data(), v_data, out_data, data.features.middleCols(start, count),
-            data.targets.middleCols(start, count), scale, loss);
+      chunk(ws, pass, x, v, out, data.features.middleCols(start, count),
+            data.targets.middleCols(start, count), scale);
     } else {
-      gathered_x_.resize(data.features.rows(), count);
-      gathered_y_.resize(data.targets.rows(), count);
+      ws.gathered_x.resize(data.features.rows(), count);
+      ws.gathered_y.resize(data.targets.rows(), count);
       for (Index j = 0; j < count; ++j) {
         const Index sample = batch_[static_cast<std::size_t>(start + j)];
-        gathered_x_.col(j) = data.features.col(sample);
-        gathered_y_.col(j) = data.targets.col(sample);
+        ws.gathered_x.col(j) = data.features.col(sample);
+        ws.gathered_y.col(j) = data.targets.col(sample);
       }
-      chunk(pass, x.data(), v_data, out_data, gathered_x_, gathered_y_, scale, loss);
+      chunk(ws, pass, x, v, out, ws.gathered_x, ws.gathered_y, scale);
     }
+  }
+}
+
+template <class T>
+double NetworkObjective<T>::run(Pass pass, const Vector<T>& x, const Vector<T>* v, Vector<T>* out) {
+  const Index selected = num_selected();
+  const T scale = T(1) / static_cast<T>(selected);
+  const T* v_data = v ? v->data() : nullptr;
+  if (out) out->setZero(dimension());
+  const int slices = slices_for(selected);
+  if (slices == 1) {
+    // Too few samples to split: one slice, Eigen's products use the threads.
+    Workspace& ws = workspaces_.front();
+    ws.loss = 0;
+    run_slice(ws, pass, x.data(), v_data, out ? out->data() : nullptr, 0, selected, scale);
+    return ws.loss;
+  }
+  // Inside the region Eigen runs each product on the calling thread only.
+#pragma omp parallel num_threads(slices)
+  {
+    const int t = omp_get_thread_num();
+    Workspace& ws = workspaces_[static_cast<std::size_t>(t)];
+    ws.loss = 0;
+    if (out) ws.out.setZero(dimension());
+    const Index begin = selected * t / slices;
+    const Index end = selected * (t + 1) / slices;
+    run_slice(ws, pass, x.data(), v_data, out ? ws.out.data() : nullptr, begin, end, scale);
+  }
+  double loss = 0;
+  for (int t = 0; t < slices; ++t) {  // fixed order: deterministic sums
+    const Workspace& ws = workspaces_[static_cast<std::size_t>(t)];
+    loss += ws.loss;
+    if (out) *out += ws.out;
   }
   return loss;
 }
@@ -236,22 +280,23 @@ double NetworkObjective<T>::accuracy(const Vector<T>& x) {
   Index correct = 0;
   for (Index start = 0; start < selected; start += options_.chunk_size) {
     const Index count = std::min(options_.chunk_size, selected - start);
-    gathered_x_.resize(data.features.rows(), count);
-    gathered_y_.resize(1, count);
+    Workspace& ws = workspaces_.front();
+    ws.gathered_x.resize(data.features.rows(), count);
+    ws.gathered_y.resize(1, count);
     for (Index j = 0; j < count; ++j) {
       const Index sample = all_selected_ ? start + j : batch_[static_cast<std::size_t>(start + j)];
-      gathered_x_.col(j) = data.features.col(sample);
-      gathered_y_(0, j) = data.targets(0, sample);
+      ws.gathered_x.col(j) = data.features.col(sample);
+      ws.gathered_y(0, j) = data.targets(0, sample);
     }
-    forward(x.data(), gathered_x_);
-    const Matrix<T>& outputs = activations_.back();
+    forward(ws, x.data(), ws.gathered_x);
+    const Matrix<T>& outputs = ws.activations.back();
     for (Index j = 0; j < count; ++j) {
       Index predicted = 0;
       if (outputs.rows() == 1)
         predicted = outputs(0, j) > T(0) ? 1 : 0;
       else
         outputs.col(j).maxCoeff(&predicted);
-      correct += predicted == static_cast<Index>(gathered_y_(0, j));
+      correct += predicted == static_cast<Index>(ws.gathered_y(0, j));
     }
   }
   return static_cast<double>(correct) / static_cast<double>(selected);

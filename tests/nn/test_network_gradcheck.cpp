@@ -306,3 +306,45 @@ TEST(Sequential, ParsesLayerSpecsAndInitialisesDeterministically) {
 }
 
 }  // namespace
+
+namespace {
+
+// Splitting the samples over threads changes only the order of summation.
+TEST(NetworkObjective, ThreadSlicesAgreeWithOneThread) {
+  const auto set = test_util::random_dataset<double>(6, 203, 3, LossKind::SoftmaxCrossEntropy, 4);
+  const std::vector<Index> sizes{6, 9, 3};
+  const auto net = make_mlp<double>(sizes, ActivationKind::Tanh);
+  NetworkObjectiveOptions one, two;
+  one.threads = 1;
+  two.threads = 2;
+  two.min_samples_per_thread = 4;
+  two.chunk_size = 17;
+  NetworkObjective<double> serial(net, LossKind::SoftmaxCrossEntropy, set, one);
+  NetworkObjective<double> split(net, LossKind::SoftmaxCrossEntropy, set, two);
+  const Vector<double> x = net.initial_parameters(3);
+  const Vector<double> v = Vector<double>::LinSpaced(x.size(), -1, 1);
+  for (const bool batch : {false, true}) {
+    if (batch) {
+      std::vector<Index> indices;
+      for (Index i = 0; i < 150; ++i) indices.push_back((i * 37) % 203);
+      serial.select_batch(indices);
+      split.select_batch(indices);
+    }
+    Vector<double> g1, g2, h1, h2, n1, n2;
+    EXPECT_NEAR(serial.value_and_gradient(x, &g1), split.value_and_gradient(x, &g2), 1e-14);
+    EXPECT_NEAR(serial.value(x), split.value(x), 1e-14);
+    serial.hessian_vector(x, v, h1);
+    split.hessian_vector(x, v, h2);
+    serial.gauss_newton_vector(x, v, n1);
+    split.gauss_newton_vector(x, v, n2);
+    EXPECT_LT((g1 - g2).norm(), 1e-13);
+    EXPECT_LT((h1 - h2).norm(), 1e-13);
+    EXPECT_LT((n1 - n2).norm(), 1e-13);
+    EXPECT_DOUBLE_EQ(serial.accuracy(x), split.accuracy(x));
+  }
+  NetworkObjectiveOptions bad;
+  bad.threads = -1;
+  EXPECT_THROW(NetworkObjective<double>(net, LossKind::SoftmaxCrossEntropy, set, bad), InvalidArgument);
+}
+
+}  // namespace

@@ -14,6 +14,13 @@
 // processed in chunks of `chunk_size` so memory stays bounded on large sets.
 // Workspaces are reused: after the first call of each kind nothing is
 // allocated. An objective is not thread-safe; use one per thread.
+//
+// Threads: the selected samples are split into one contiguous slice per
+// OpenMP thread, each slice is processed with single-threaded products in one
+// parallel region, and the per-thread sums are added in thread order. One
+// region per call instead of one per matrix product keeps both cores busy even
+// when the machine is loaded (see docs/benchmarks.md). Results are
+// deterministic for a given thread count.
 #pragma once
 
 #include <span>
@@ -29,6 +36,8 @@ struct NetworkObjectiveOptions {
   Index chunk_size = 2048;              ///< samples per pass; bounds activation memory
   double l2 = 0;                        ///< adds l2/2 |x|^2 to the objective
   Index max_dense_dimension = 20000;    ///< hessian() refuses larger models
+  int threads = 0;                      ///< 0: all OpenMP threads (omp_get_max_threads)
+  Index min_samples_per_thread = 64;    ///< below this, one slice with Eigen's own threading
   void validate() const;
 };
 
@@ -65,13 +74,27 @@ class NetworkObjective {
 
  private:
   enum class Pass { Value, Gradient, HessianVector, GaussNewtonVector };
-  // Runs `pass` over the selected samples chunk by chunk; out accumulates the
-  // gradient or product. Returns the loss (mean over the selected samples).
+
+  // Everything one thread needs for its slice of the samples.
+  struct Workspace {
+    std::vector<Matrix<T>> activations, r_activations;
+    Matrix<T> delta[2], r_delta[2];
+    Matrix<T> gathered_x, gathered_y;
+    Vector<T> out;  // this slice's share of the gradient or product
+    double loss = 0;
+  };
+
+  // Runs `pass` over the selected samples; out receives the gradient or
+  // product. Returns the loss (mean over the selected samples).
   double run(Pass pass, const Vector<T>& x, const Vector<T>* v, Vector<T>* out);
-  void chunk(Pass pass, const T* x, const T* v, T* out, ConstRef<T> X, ConstRef<T> Y, T scale,
-             double& loss);
-  void forward(const T* x, ConstRef<T> X);
-  void r_forward(const T* x, const T* v, ConstRef<T> X);
+  // Samples [begin, end) of the selection, chunk by chunk, into ws.loss and `out`.
+  void run_slice(Workspace& ws, Pass pass, const T* x, const T* v, T* out, Index begin, Index end,
+                 T scale);
+  void chunk(Workspace& ws, Pass pass, const T* x, const T* v, T* out, ConstRef<T> X,
+             ConstRef<T> Y, T scale);
+  void forward(Workspace& ws, const T* x, ConstRef<T> X);
+  void r_forward(Workspace& ws, const T* x, const T* v, ConstRef<T> X);
+  int slices_for(Index samples) const;
   void check_sizes(const Vector<T>& x, const Vector<T>* v, const char* call) const;
 
   Sequential<T> network_;
@@ -81,10 +104,7 @@ class NetworkObjective {
   bool all_selected_ = true;
   std::vector<Index> batch_;
 
-  // Workspaces (see the pass comments in network_objective.cpp).
-  std::vector<Matrix<T>> activations_, r_activations_;
-  Matrix<T> delta_[2], r_delta_[2];
-  Matrix<T> gathered_x_, gathered_y_;
+  std::vector<Workspace> workspaces_;  // one per thread
   Vector<T> unit_, column_;
 };
 

@@ -136,7 +136,7 @@ struct NewtonOptions {
 
 /// Newton's method (see the top of this file); needs the dense Hessian.
 template <Objective F>
-Summary minimize(F& f, Vector<ScalarOf<F>>& x, const NewtonOptions& options = {}) {
+Summary minimize(F& f, Vector<ScalarOf<F>>& x, const NewtonOptions& options) {
   HESSE_REQUIRE_OBJECTIVE(F, DenseHessianObjective, "hessian(x, H)");
   using T = ScalarOf<F>;
   options.validate();

@@ -128,7 +128,7 @@ struct NewtonCgOptions {
 
 /// Newton-CG (see the top of this file); needs Hessian-vector products.
 template <Objective F>
-Summary minimize(F& f, Vector<ScalarOf<F>>& x, const NewtonCgOptions& options = {}) {
+Summary minimize(F& f, Vector<ScalarOf<F>>& x, const NewtonCgOptions& options) {
   HESSE_REQUIRE_OBJECTIVE(F, HessianVectorObjective, "hessian_vector(x, v, out)");
   using T = ScalarOf<F>;
   options.validate();

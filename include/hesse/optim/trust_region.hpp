@@ -171,7 +171,7 @@ struct TrustExactOptions {
 
 /// Trust-region Newton-CG (Steihaug-Toint); needs Hessian-vector products.
 template <Objective F>
-Summary minimize(F& f, Vector<ScalarOf<F>>& x, const TrustNcgOptions& options = {}) {
+Summary minimize(F& f, Vector<ScalarOf<F>>& x, const TrustNcgOptions& options) {
   HESSE_REQUIRE_OBJECTIVE(F, HessianVectorObjective, "hessian_vector(x, v, out)");
   using T = ScalarOf<F>;
   options.validate();
@@ -240,7 +240,7 @@ Summary minimize(F& f, Vector<ScalarOf<F>>& x, const TrustNcgOptions& options = 
 /// Nearly exact trust-region Newton (More-Sorensen); needs the dense Hessian.
 /// Events: the Hessian's sign per iteration ("positive definite", ...), "hard case".
 template <Objective F>
-Summary minimize(F& f, Vector<ScalarOf<F>>& x, const TrustExactOptions& options = {}) {
+Summary minimize(F& f, Vector<ScalarOf<F>>& x, const TrustExactOptions& options) {
   HESSE_REQUIRE_OBJECTIVE(F, DenseHessianObjective, "hessian(x, H)");
   using T = ScalarOf<F>;
   options.validate();
