@@ -30,12 +30,43 @@ struct Evaluation {
   double accuracy = -1;  // < 0: not a classification model
 };
 
+// Scores of the linear classifiers: [classes or 1, n] = W X + b, with the
+// parameter layouts of models::LogisticRegression (w, b) and
+// models::SoftmaxRegression (W [K, d] column-major, b [K]).
+template <class T>
+Matrix<T> linear_scores(const data::Dataset<T>& set, const Vector<T>& x, Index outputs) {
+  const Index d = set.num_features();
+  const ConstMatrixMap<T> W(x.data(), outputs, d);
+  Matrix<T> scores = set.is_sparse() ? Matrix<T>(W * set.sparse_features) : Matrix<T>(W * set.features);
+  scores.colwise() += x.segment(outputs * d, outputs);
+  return scores;
+}
+
+template <class T>
+double linear_accuracy(const data::Dataset<T>& set, const Vector<T>& x, bool binary) {
+  const Matrix<T> scores = linear_scores(set, x, binary ? 1 : set.num_classes);
+  Index correct = 0;
+  for (Index i = 0; i < set.num_samples(); ++i) {
+    Index predicted = 0;
+    if (binary)
+      predicted = scores(0, i) > T(0) ? 1 : 0;
+    else
+      scores.col(i).maxCoeff(&predicted);
+    correct += predicted == set.label(i);
+  }
+  return static_cast<double>(correct) / static_cast<double>(set.num_samples());
+}
+
 template <class F>
-Evaluation evaluate(F& objective, const Vector<ScalarOf<F>>& x, bool classification) {
+Evaluation evaluate(F& objective, const Vector<ScalarOf<F>>& x, const data::Dataset<ScalarOf<F>>& set) {
   Evaluation e;
   e.loss = static_cast<double>(objective.value(x));
   if constexpr (requires { objective.accuracy(x); }) {
-    if (classification) e.accuracy = objective.accuracy(x);
+    if (set.is_classification()) e.accuracy = objective.accuracy(x);
+  } else if constexpr (std::is_same_v<F, models::LogisticRegression<ScalarOf<F>>>) {
+    e.accuracy = linear_accuracy(set, x, true);
+  } else if constexpr (std::is_same_v<F, models::SoftmaxRegression<ScalarOf<F>>>) {
+    e.accuracy = linear_accuracy(set, x, false);
   }
   return e;
 }
@@ -70,9 +101,8 @@ void fit_with(const TrainSettings& s, const data::TrainTest<T>& sets, Make&& mak
   auto train_objective = make(sets.train);
   auto test_objective = make(sets.test);
   const optim::Summary summary = solve(train_objective, x, s.solver);
-  const bool classification = sets.train.is_classification();
-  report(s, summary, x.size(), evaluate(train_objective, x, classification),
-         evaluate(test_objective, x, classification));
+  report(s, summary, x.size(), evaluate(train_objective, x, sets.train),
+         evaluate(test_objective, x, sets.test));
 }
 
 template <class T>
