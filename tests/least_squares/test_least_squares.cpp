@@ -447,29 +447,32 @@ void expect_invalid(const Options& options, const std::string& fragment) {
 TEST(LeastSquaresOptions, ValidateNamesFieldValueAndRule) {
   LevenbergMarquardtOptions lm_options;
   lm_options.initial_damping = -1;
-  expect_invalid(lm_options, "levenberg_marquardt.initial_damping = -1.000000: must be finite and > 0");
+  expect_invalid(lm_options, "LevenbergMarquardtOptions.initial_damping = -1: must be finite and > 0");
   lm_options = {};
   lm_options.max_damping = 1e-6;
-  expect_invalid(lm_options, "levenberg_marquardt.max_damping");
+  expect_invalid(lm_options, "LevenbergMarquardtOptions.max_damping = 1e-06: must be finite and > initial_damping");
   lm_options = {};
   lm_options.min_diagonal = 0;
-  expect_invalid(lm_options, "levenberg_marquardt.min_diagonal = 0.000000: must be finite and > 0");
+  expect_invalid(lm_options, "LevenbergMarquardtOptions.min_diagonal = 0: must be finite and > 0");
   lm_options = {};
   lm_options.linear.cg_relative_tolerance = 2;
-  expect_invalid(lm_options, "levenberg_marquardt.linear.cg_relative_tolerance = 2.000000: must be in (0, 1)");
+  expect_invalid(lm_options, "LevenbergMarquardtOptions.linear.cg_relative_tolerance = 2: must be in (0, 1)");
   lm_options = {};
   lm_options.termination.max_iterations = -3;
-  expect_invalid(lm_options, "levenberg_marquardt.termination.max_iterations = -3");
+  expect_invalid(lm_options, "LevenbergMarquardtOptions.termination.max_iterations = -3: must be >= 0");
 
   GaussNewtonOptions gn_options;
   gn_options.sufficient_decrease = 0.7;
-  expect_invalid(gn_options, "gauss_newton.sufficient_decrease = 0.700000: must be in (0, 0.5)");
+  expect_invalid(gn_options, "GaussNewtonOptions.sufficient_decrease = 0.7: must be in (0, 0.5)");
   gn_options = {};
   gn_options.max_line_search_trials = 0;
-  expect_invalid(gn_options, "gauss_newton.max_line_search_trials = 0.000000: must be >= 1");
+  expect_invalid(gn_options, "GaussNewtonOptions.max_line_search_trials = 0: must be >= 1");
   gn_options = {};
-  gn_options.linear.cg_max_iterations = -1;
-  expect_invalid(gn_options, "gauss_newton.linear.cg_max_iterations");
+  gn_options.linear.cg_max_iterations = 0;
+  expect_invalid(gn_options, "GaussNewtonOptions.linear.cg_max_iterations = 0: must be >= 1");
+  gn_options = {};
+  gn_options.linear.linear_solver = static_cast<LinearSolver>(7);
+  expect_invalid(gn_options, "GaussNewtonOptions.linear.linear_solver = 7: must be Auto");
 }
 
 TEST(LeastSquaresOptions, WrongStartingPointSizeThrows) {

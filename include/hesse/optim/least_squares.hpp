@@ -55,6 +55,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <sstream>
 #include <string>
 
 #include "hesse/core/error.hpp"
@@ -104,7 +105,7 @@ struct GaussNewtonOptions {
   int max_line_search_trials = 30;
   IterationCallback callback;
 
-  /// Throws InvalidArgument naming gauss_newton.<field>, the value and the rule.
+  /// Throws InvalidArgument "GaussNewtonOptions.<field> = <value>: <rule>".
   void validate() const;
 };
 
@@ -124,19 +125,24 @@ struct LevenbergMarquardtOptions {
   double max_diagonal = 1e32;
   IterationCallback callback;
 
-  /// Throws InvalidArgument naming levenberg_marquardt.<field>, the value and the rule.
+  /// Throws InvalidArgument "LevenbergMarquardtOptions.<field> = <value>: <rule>".
   void validate() const;
 };
 
 namespace least_squares_detail {
 
+/// Throws InvalidArgument "<owner>.<field> = <value>: <rule>".
 [[noreturn]] inline void invalid(const char* owner, const std::string& field, double value,
                                  const char* rule) {
-  throw InvalidArgument(std::string(owner) + "." + field + " = " + std::to_string(value) + ": " +
-                        rule);
+  std::ostringstream message;
+  message << owner << "." << field << " = " << value << ": " << rule;
+  throw InvalidArgument(message.str());
 }
 
 inline void validate_linear(const char* owner, const LeastSquaresLinearOptions& o) {
+  if (!(o.linear_solver >= LinearSolver::Auto && o.linear_solver <= LinearSolver::ConjugateGradient))
+    invalid(owner, "linear.linear_solver", double(o.linear_solver),
+            "must be Auto, DenseCholesky, DenseQR or ConjugateGradient");
   if (!(o.auto_dense_max_dimension >= 0))
     invalid(owner, "linear.auto_dense_max_dimension", double(o.auto_dense_max_dimension), "must be >= 0");
   if (!(std::isfinite(o.cg_relative_tolerance) && o.cg_relative_tolerance > 0 &&
@@ -478,7 +484,7 @@ class Core {
 }  // namespace least_squares_detail
 
 inline void GaussNewtonOptions::validate() const {
-  const char* owner = "gauss_newton";
+  const char* owner = "GaussNewtonOptions";
   termination.validate(owner);
   least_squares_detail::validate_linear(owner, linear);
   if (!(std::isfinite(sufficient_decrease) && sufficient_decrease > 0 && sufficient_decrease < 0.5))
@@ -490,7 +496,9 @@ inline void GaussNewtonOptions::validate() const {
 }
 
 inline void LevenbergMarquardtOptions::validate() const {
-  const char* owner = "levenberg_marquardt";
+  const char* owner = "LevenbergMarquardtOptions";
+  if (!(scaling == DampingScaling::Identity || scaling == DampingScaling::Marquardt))
+    least_squares_detail::invalid(owner, "scaling", double(scaling), "must be Identity or Marquardt");
   termination.validate(owner);
   least_squares_detail::validate_linear(owner, linear);
   auto positive = [](double v) { return std::isfinite(v) && v > 0; };
