@@ -1,0 +1,451 @@
+// L2-regularised logistic regression (models/logistic_regression.hpp) solved to
+// |g|_inf <= tolerance from theta = 0 by hesse's Newton, Newton-CG, trust-ncg
+// and L-BFGS, and by LBFGS++ (when its header is installed) on the very same
+// hesse objective; prints one JSON object. bench/run_logistic runs this and
+// bench/logistic_peers.py (scikit-learn, SciPy) on the same NPY files.
+//
+//   bench_logistic --write-breast-cancer DIR
+//       writes DIR/X.npy (float64 [569, 30]) and DIR/y.npy (int64 [569]): all
+//       569 samples of the built-in set (train and test splits joined),
+//       each feature standardised to mean 0, population standard deviation 1
+//   bench_logistic --features X.npy --labels y.npy [--l2 L] [--tolerance TOL]
+//       [--reps R] [--solution-out FILE.npy]
+//       L: the ridge penalty (default 1/n, scikit-learn's C = 1); TOL: 1e-6;
+//       R: repetitions per solver (default 7), the median time is reported.
+//       Times exclude loading the data and building the objective.
+//       FILE.npy: hesse Newton's solution [w; b] for the peers' comparison.
+//       --product-costs: also time value, value+gradient, HVP and Hessian at
+//       theta = 0 (stderr); --history: every hesse run's iterations (stderr);
+//       --experiment: also run hesse's solvers on FusedLogistic (below), an
+//       experimental one-pass implementation of the same objective.
+//
+// LBFGS++ stops on |g|_2 <= TOL (it has no infinity-norm test), which is
+// stricter than hesse's |g|_inf <= TOL by up to a factor sqrt(d + 1).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <omp.h>
+
+#include "hesse/data/builtin.hpp"
+#include "hesse/data/npy.hpp"
+#include "hesse/models/logistic_regression.hpp"
+#include "hesse/optim/lbfgs.hpp"
+#include "hesse/optim/newton.hpp"
+#include "hesse/optim/newton_cg.hpp"
+#include "hesse/optim/trust_region.hpp"
+
+#if __has_include(<LBFGS.h>)
+#include <LBFGS.h>
+#define HESSE_BENCH_HAVE_LBFGSPP 1
+#else
+#define HESSE_BENCH_HAVE_LBFGSPP 0
+#endif
+
+namespace {
+
+using hesse::Index;
+using hesse::Matrix;
+using hesse::Vector;
+using Clock = std::chrono::steady_clock;
+
+[[noreturn]] void usage(const std::string& why) {
+  std::cerr << "bench_logistic: " << why << "\n"
+            << "usage: bench_logistic --write-breast-cancer DIR\n"
+            << "       bench_logistic --features X.npy --labels y.npy [--l2 L] [--tolerance TOL] [--reps R]"
+               " [--solution-out FILE.npy]\n";
+  std::exit(2);
+}
+
+/// Writes a little-endian NPY version 1.0 file: float64 [rows, cols] (cols = 0:
+/// 1-D [rows]) or int64 [rows] from `values` in C order.
+void write_npy(const std::filesystem::path& path, const char* descr, Index rows, Index cols,
+               const void* data, std::size_t bytes) {
+  std::ostringstream header;
+  header << "{'descr': '" << descr << "', 'fortran_order': False, 'shape': (" << rows
+         << (cols > 0 ? ", " + std::to_string(cols) + ")" : ",)") << ", }";
+  std::string text = header.str();
+  const std::size_t unpadded = 10 + text.size() + 1;
+  text.append((64 - unpadded % 64) % 64, ' ');
+  text.push_back('\n');
+  std::ofstream out(path, std::ios::binary);
+  if (!out) usage("cannot write " + path.string());
+  out.write("\x93NUMPY\x01\x00", 8);
+  const auto length = static_cast<std::uint16_t>(text.size());
+  const char length_bytes[2] = {static_cast<char>(length & 0xff), static_cast<char>(length >> 8)};
+  out.write(length_bytes, 2);
+  out.write(text.data(), static_cast<std::streamsize>(text.size()));
+  out.write(static_cast<const char*>(data), static_cast<std::streamsize>(bytes));
+}
+
+int write_breast_cancer(const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  const auto split = hesse::data::load_builtin<double>("breast-cancer", {});
+  const Index d = split.train.num_features();
+  const Index n_train = split.train.num_samples();
+  const Index n = n_train + split.test.num_samples();
+  Matrix<double> X(d, n);  // one sample per column
+  X << split.train.features, split.test.features;
+  Vector<double> mean = X.rowwise().mean();
+  X.colwise() -= mean;
+  const Vector<double> stddev = (X.array().square().rowwise().sum() / static_cast<double>(n)).sqrt().matrix();
+  for (Index j = 0; j < d; ++j) X.row(j) /= stddev[j] > 0 ? stddev[j] : 1.0;
+  std::vector<std::int64_t> y(static_cast<std::size_t>(n));
+  for (Index i = 0; i < n; ++i)
+    y[static_cast<std::size_t>(i)] = i < n_train ? split.train.label(i) : split.test.label(i - n_train);
+  // X [d, n] column-major is the C-order [n, d] array NumPy expects.
+  write_npy(dir / "X.npy", "<f8", n, d, X.data(), sizeof(double) * static_cast<std::size_t>(X.size()));
+  write_npy(dir / "y.npy", "<i8", n, 0, y.data(), sizeof(std::int64_t) * y.size());
+  std::cout << "{\"written\": \"" << dir.string() << "\", \"n\": " << n << ", \"d\": " << d << "}\n";
+  return 0;
+}
+
+struct Result {
+  std::string solver;
+  std::vector<double> seconds;
+  int iterations = 0;
+  long long function_evaluations = 0, gradient_evaluations = 0, hessian_vector_products = 0,
+            hessians = 0;
+  double final_value = 0, gradient_norm = 0;
+  std::string termination;
+  bool converged = false;
+  Vector<double> solution;
+};
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const std::size_t k = values.size() / 2;
+  return values.size() % 2 ? values[k] : 0.5 * (values[k - 1] + values[k]);
+}
+
+bool print_history = false;
+
+template <class Options>
+Result run_hesse(const std::string& name, hesse::models::LogisticRegression<double>& f, Options options,
+                 int reps) {
+  Result result;
+  result.solver = name;
+  for (int r = 0; r < reps; ++r) {
+    Vector<double> x = Vector<double>::Zero(f.dimension());
+    const auto start = Clock::now();
+    const auto summary = hesse::optim::minimize(f, x, options);
+    result.seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+    if (r == 0) {
+      result.iterations = summary.iterations;
+      result.function_evaluations = summary.counts.value;
+      result.gradient_evaluations = summary.counts.gradient;
+      result.hessian_vector_products = summary.counts.hessian_vector;
+      result.hessians = summary.counts.hessian;
+      result.final_value = summary.final_value;
+      result.gradient_norm = summary.gradient_norm;
+      result.termination = std::string(hesse::optim::to_string(summary.termination));
+      result.converged = summary.converged();
+      result.solution = x;
+      if (print_history) {
+        std::cerr << name << ": " << summary.brief_report() << "\n";
+        for (const auto& record : summary.history)
+          std::cerr << "  " << record.iteration << " f " << record.value << " |g| " << record.gradient_norm
+                    << " step " << record.step_size << " trials " << record.line_search_trials << " inner "
+                    << record.inner_iterations << " t " << record.seconds << " " << record.event << "\n";
+      }
+    }
+  }
+  return result;
+}
+
+#if HESSE_BENCH_HAVE_LBFGSPP
+/// LBFGS++'s functor interface over hesse's objective (the same code, so the
+/// comparison is of the solvers), counting evaluations.
+struct LbfgsppObjective {
+  hesse::models::LogisticRegression<double>& f;
+  long long evaluations = 0;
+  double operator()(const Eigen::VectorXd& x, Eigen::VectorXd& gradient) {
+    ++evaluations;
+    return f.value_and_gradient(x, &gradient);
+  }
+};
+
+template <template <class> class LineSearch>
+Result run_lbfgspp(const std::string& name, hesse::models::LogisticRegression<double>& f,
+                   double tolerance, int reps, int line_search_kind) {
+  Result result;
+  result.solver = name;
+  LBFGSpp::LBFGSParam<double> param;
+  param.m = 10;  // hesse's LbfgsOptions::memory
+  param.epsilon = tolerance;
+  param.epsilon_rel = 0;
+  param.max_iterations = 100000;
+  param.linesearch = line_search_kind;
+  for (int r = 0; r < reps; ++r) {
+    Eigen::VectorXd x = Eigen::VectorXd::Zero(f.dimension());
+    LbfgsppObjective objective{f};
+    double fx = 0;
+    int iterations = 0;
+    std::string termination = "gradient tolerance";
+    const auto start = Clock::now();
+    try {
+      LBFGSpp::LBFGSSolver<double, LineSearch> solver(param);
+      iterations = solver.minimize(objective, x, fx);
+    } catch (const std::exception& error) {
+      termination = std::string("exception: ") + error.what();
+    }
+    result.seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+    if (r == 0) {
+      Vector<double> g;
+      result.iterations = iterations;
+      result.function_evaluations = result.gradient_evaluations = objective.evaluations;
+      result.final_value = f.value_and_gradient(x, &g);
+      result.gradient_norm = g.lpNorm<Eigen::Infinity>();
+      result.termination = termination;
+      result.converged = result.gradient_norm <= tolerance;
+      result.solution = x;
+    }
+  }
+  return result;
+}
+#endif
+
+/// An experiment, not hesse's model: the same objective with each pass over X
+/// fused per sample (z_i, loss, residual and the gradient's axpy while column
+/// i is in cache: one read of X per value+gradient instead of two), split
+/// over the OpenMP threads by sample slices with per-thread sums added in a
+/// fixed order, and p (1 - p) cached at the last point so a Hessian-vector
+/// product at that point is also one read of X and no exp. It measures what
+/// models::LogisticRegression could gain (see docs/benchmarks-solvers.md).
+class FusedLogistic {
+ public:
+  using Scalar = double;
+  FusedLogistic(const hesse::data::Dataset<double>& data, double l2)
+      : X_(data.features), y_(data.targets.row(0).transpose()), l2_(l2), curvature_(y_.size()) {}
+  Index dimension() const { return X_.rows() + 1; }
+  double value(const Vector<double>& x) { return value_and_gradient(x, nullptr); }
+  double value_and_gradient(const Vector<double>& x, Vector<double>* gradient) {
+    const Index d = X_.rows(), n = X_.cols();
+    const int threads = omp_get_max_threads();
+    partial_.setZero(d + 2, threads);  // column t: [gradient (d + 1); loss] of thread t
+#pragma omp parallel num_threads(threads)
+    {
+      const int t = omp_get_thread_num();
+      const Index begin = n * t / threads, end = n * (t + 1) / threads;
+      auto acc = partial_.col(t);
+      double loss = 0;
+      for (Index i = begin; i < end; ++i) {
+        const double z = X_.col(i).dot(x.head(d)) + x[d];
+        const double e = std::exp(-std::abs(z));
+        const double s = 2 * y_[i] - 1;
+        loss += std::max(-s * z, 0.0) + std::log1p(e);
+        const double p = z >= 0 ? 1 / (1 + e) : e / (1 + e);
+        curvature_[i] = p * (1 - p);
+        if (gradient) {
+          const double r = p - y_[i];
+          acc.head(d).noalias() += r * X_.col(i);
+          acc[d] += r;
+        }
+      }
+      acc[d + 1] = loss;
+    }
+    cached_x_ = x;
+    const Vector<double> total = partial_.rowwise().sum();
+    if (gradient) {
+      *gradient = total.head(d + 1) / static_cast<double>(n);
+      gradient->head(d) += l2_ * x.head(d);
+    }
+    return total[d + 1] / static_cast<double>(n) + 0.5 * l2_ * x.head(d).squaredNorm();
+  }
+  void hessian_vector(const Vector<double>& x, const Vector<double>& v, Vector<double>& out) {
+    if (cached_x_.size() != x.size() || cached_x_ != x) value_and_gradient(x, nullptr);
+    const Index d = X_.rows(), n = X_.cols();
+    const int threads = omp_get_max_threads();
+    partial_.setZero(d + 1, threads);
+#pragma omp parallel num_threads(threads)
+    {
+      const int t = omp_get_thread_num();
+      const Index begin = n * t / threads, end = n * (t + 1) / threads;
+      auto acc = partial_.col(t);
+      for (Index i = begin; i < end; ++i) {
+        const double u = curvature_[i] * (X_.col(i).dot(v.head(d)) + v[d]);
+        acc.head(d).noalias() += u * X_.col(i);
+        acc[d] += u;
+      }
+    }
+    out = partial_.rowwise().sum() / static_cast<double>(n);
+    out.head(d) += l2_ * v.head(d);
+  }
+
+ private:
+  const Matrix<double>& X_;
+  Vector<double> y_;
+  double l2_;
+  Vector<double> curvature_, cached_x_;
+  Matrix<double> partial_;
+};
+
+template <class Options>
+Result run_fused(const std::string& name, FusedLogistic& f, Options options, int reps) {
+  Result result;
+  result.solver = name;
+  for (int r = 0; r < reps; ++r) {
+    Vector<double> x = Vector<double>::Zero(f.dimension());
+    const auto start = Clock::now();
+    const auto summary = hesse::optim::minimize(f, x, options);
+    result.seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+    if (r == 0) {
+      result.iterations = summary.iterations;
+      result.function_evaluations = summary.counts.value;
+      result.gradient_evaluations = summary.counts.gradient;
+      result.hessian_vector_products = summary.counts.hessian_vector;
+      result.final_value = summary.final_value;
+      result.gradient_norm = summary.gradient_norm;
+      result.termination = std::string(hesse::optim::to_string(summary.termination));
+      result.converged = summary.converged();
+      result.solution = x;
+    }
+  }
+  return result;
+}
+
+void print_json(const std::vector<Result>& results, const std::string& features, Index n, Index d,
+                double l2, double tolerance, int reps, double setup_seconds) {
+  std::cout.precision(17);
+  std::cout << "{\n \"program\": \"bench_logistic\",\n \"features\": \"" << features << "\",\n \"n\": " << n
+            << ",\n \"d\": " << d << ",\n \"l2\": " << l2 << ",\n \"tolerance\": " << tolerance
+            << ",\n \"reps\": " << reps << ",\n \"threads\": " << omp_get_max_threads()
+            << ",\n \"eigen_threads\": " << Eigen::nbThreads() << ",\n \"lbfgspp\": "
+            << (HESSE_BENCH_HAVE_LBFGSPP ? "true" : "false") << ",\n \"objective_setup_seconds\": "
+            << setup_seconds << ",\n \"solvers\": {";
+  for (std::size_t k = 0; k < results.size(); ++k) {
+    const Result& r = results[k];
+    const double max_diff = (r.solution - results.front().solution).lpNorm<Eigen::Infinity>();
+    std::cout << (k ? "," : "") << "\n  \"" << r.solver << "\": {\"seconds\": " << median(r.seconds)
+              << ", \"seconds_min\": " << *std::min_element(r.seconds.begin(), r.seconds.end())
+              << ", \"iterations\": " << r.iterations << ", \"function_evaluations\": " << r.function_evaluations
+              << ", \"gradient_evaluations\": " << r.gradient_evaluations
+              << ", \"hessian_vector_products\": " << r.hessian_vector_products
+              << ", \"hessian_evaluations\": " << r.hessians << ", \"final_value\": " << r.final_value
+              << ", \"gradient_norm_inf\": " << r.gradient_norm << ", \"termination\": \"" << r.termination
+              << "\", \"converged\": " << (r.converged ? "true" : "false")
+              << ", \"max_coef_diff_to_hesse_newton\": " << max_diff << "}";
+  }
+  std::cout << "\n }\n}\n";
+}
+
+/// Times the objective's products at theta = 0 (the costs the solvers pay).
+void print_product_costs(hesse::models::LogisticRegression<double>& f, const Vector<double>& at) {
+  Vector<double> g, v = Vector<double>::Ones(f.dimension()), hv;
+  Matrix<double> H;
+  auto time = [](const std::function<void()>& call) {
+    call();
+    std::vector<double> t;
+    for (int r = 0; r < 15; ++r) {
+      const auto start = Clock::now();
+      call();
+      t.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+    }
+    return median(t) * 1e3;
+  };
+  const double value_ms = time([&] { f.value(at); });
+  const double gradient_ms = time([&] { f.value_and_gradient(at, &g); });
+  const double hvp_ms = time([&] { f.hessian_vector(at, v, hv); });
+  const double hessian_ms = time([&] { f.hessian(at, H); });
+  std::cerr.precision(4);
+  std::cerr << "{\"product_ms\": {\"value\": " << value_ms << ", \"value_and_gradient\": " << gradient_ms
+            << ", \"hessian_vector\": " << hvp_ms << ", \"hessian\": " << hessian_ms << "}}\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string features, labels, solution_out, breast_cancer_dir;
+  double l2 = -1, tolerance = 1e-6;
+  int reps = 7;
+  bool product_costs = false, experiment = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) usage(arg + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "--write-breast-cancer") breast_cancer_dir = next();
+    else if (arg == "--features") features = next();
+    else if (arg == "--labels") labels = next();
+    else if (arg == "--l2") l2 = std::stod(next());
+    else if (arg == "--tolerance") tolerance = std::stod(next());
+    else if (arg == "--reps") reps = std::stoi(next());
+    else if (arg == "--solution-out") solution_out = next();
+    else if (arg == "--product-costs") product_costs = true;
+    else if (arg == "--history") print_history = true;
+    else if (arg == "--experiment") experiment = true;
+    else usage("unknown option '" + arg + "'");
+  }
+  if (!breast_cancer_dir.empty()) return write_breast_cancer(breast_cancer_dir);
+  if (features.empty() || labels.empty()) usage("--features and --labels are required");
+  if (reps < 1) usage("--reps must be >= 1");
+
+  const auto data = hesse::data::load_npy<double>(features, labels);
+  const Index n = data.num_samples();
+  if (l2 < 0) l2 = 1.0 / static_cast<double>(n);
+
+  const auto setup_start = Clock::now();
+  hesse::models::LogisticRegression<double> f(data, {.l2 = l2, .fit_intercept = true});
+  const double setup_seconds = std::chrono::duration<double>(Clock::now() - setup_start).count();
+  if (product_costs) print_product_costs(f, Vector<double>::Zero(f.dimension()));
+
+  hesse::optim::TerminationOptions termination;
+  termination.gradient_tolerance = tolerance;
+  termination.max_iterations = 100000;
+
+  std::vector<Result> results;
+  results.push_back(run_hesse("hesse newton", f, hesse::optim::NewtonOptions{.termination = termination}, reps));
+  results.push_back(
+      run_hesse("hesse newton-cg", f, hesse::optim::NewtonCgOptions{.termination = termination}, reps));
+  results.push_back(
+      run_hesse("hesse trust-ncg", f, hesse::optim::TrustNcgOptions{.termination = termination}, reps));
+  // The default trust-ncg probes for negative curvature (20 Lanczos steps)
+  // where the gradient test passes; a convex objective has none to find.
+  results.push_back(run_hesse("hesse trust-ncg (no saddle check)", f,
+                              hesse::optim::TrustNcgOptions{.termination = termination,
+                                                            .second_order_check_steps = 0},
+                              reps));
+  results.push_back(run_hesse("hesse lbfgs", f, hesse::optim::LbfgsOptions{.termination = termination}, reps));
+#if HESSE_BENCH_HAVE_LBFGSPP
+  results.push_back(run_lbfgspp<LBFGSpp::LineSearchBacktracking>(
+      "lbfgspp backtracking (strong wolfe)", f, tolerance, reps, LBFGSpp::LBFGS_LINESEARCH_BACKTRACKING_STRONG_WOLFE));
+  results.push_back(run_lbfgspp<LBFGSpp::LineSearchNocedalWright>("lbfgspp nocedal-wright (strong wolfe)", f, tolerance, reps,
+                                                                LBFGSpp::LBFGS_LINESEARCH_BACKTRACKING_STRONG_WOLFE));
+#endif
+  if (experiment) {
+    FusedLogistic fused(data, l2);
+    Vector<double> g, g_fused, hv, hv_fused;
+    const Vector<double> at = Vector<double>::Constant(f.dimension(), 0.01), v = Vector<double>::Ones(f.dimension());
+    const double gap = std::abs(f.value_and_gradient(at, &g) - fused.value_and_gradient(at, &g_fused));
+    f.hessian_vector(at, v, hv);
+    fused.hessian_vector(at, v, hv_fused);
+    if (gap > 1e-12 || (g - g_fused).norm() > 1e-12 * g.norm() || (hv - hv_fused).norm() > 1e-12 * hv.norm())
+      usage("the fused experiment disagrees with LogisticRegression");
+    results.push_back(run_fused("experiment fused: hesse newton-cg", fused,
+                                hesse::optim::NewtonCgOptions{.termination = termination}, reps));
+    results.push_back(run_fused("experiment fused: hesse trust-ncg (no saddle check)", fused,
+                                hesse::optim::TrustNcgOptions{.termination = termination,
+                                                              .second_order_check_steps = 0},
+                                reps));
+    results.push_back(run_fused("experiment fused: hesse lbfgs", fused,
+                                hesse::optim::LbfgsOptions{.termination = termination}, reps));
+  }
+  if (!solution_out.empty()) {
+    const Vector<double>& x = results.front().solution;
+    write_npy(solution_out, "<f8", x.size(), 0, x.data(), sizeof(double) * static_cast<std::size_t>(x.size()));
+  }
+  print_json(results, features, n, data.num_features(), l2, tolerance, reps, setup_seconds);
+  return 0;
+}
