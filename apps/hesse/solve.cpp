@@ -6,7 +6,7 @@ namespace hesse::cli {
 
 const std::vector<std::string>& solver_methods() {
   static const std::vector<std::string> names{"gd",        "bfgs",      "lbfgs",      "newton",
-                                              "newton-cg", "trust-ncg", "trust-exact"};
+                                              "newton-cg", "trust-ncg", "trust-exact", "gauss-newton", "lm"};
   return names;
 }
 

@@ -10,7 +10,9 @@
 #include "hesse/core/error.hpp"
 #include "hesse/optim/bfgs.hpp"
 #include "hesse/optim/gradient_descent.hpp"
+#include "hesse/objective/residual.hpp"
 #include "hesse/optim/lbfgs.hpp"
+#include "hesse/optim/least_squares.hpp"
 #include "hesse/optim/newton.hpp"
 #include "hesse/optim/newton_cg.hpp"
 #include "hesse/optim/trust_region.hpp"
@@ -90,6 +92,18 @@ optim::Summary solve(F& f, Vector<ScalarOf<F>>& x, const SolverSettings& s) {
   if (m == "trust-exact") {
     return optim::minimize(f, x, optim::TrustExactOptions{.termination = detail::termination(s),
                                                           .callback = detail::printer(s)});
+  }
+  if (m == "lm" || m == "gauss-newton") {
+    if constexpr (ResidualObjective<F>) {
+      if (m == "lm")
+        return optim::minimize(f, x, optim::LevenbergMarquardtOptions{.termination = detail::termination(s),
+                                                                      .callback = detail::printer(s)});
+      return optim::minimize(f, x, optim::GaussNewtonOptions{.termination = detail::termination(s),
+                                                             .callback = detail::printer(s)});
+    } else {
+      throw InvalidArgument("method '" + m +
+                            "' needs a least-squares objective (residuals); use --model linear");
+    }
   }
   std::string valid;
   for (const auto& name : solver_methods()) valid += (valid.empty() ? "" : ", ") + name;

@@ -1,5 +1,6 @@
 #include "hesse/models/linear_least_squares.hpp"
 
+#include <cmath>
 #include <string>
 
 #include "hesse/core/error.hpp"
@@ -55,6 +56,54 @@ void LinearLeastSquares<T>::hessian_vector(const Vector<T>& x, const Vector<T>& 
   design_.linear_predictor(v, options_.fit_intercept, projection_);
   design_.linear_predictor_transpose(projection_, batch_scale(), options_.fit_intercept, out);
   add_ridge(v, out);
+}
+
+template <class T>
+void LinearLeastSquares<T>::residuals(const Vector<T>& x, Vector<T>& r) {
+  require_parameter_size("LinearLeastSquares::residuals", "x", x.size(), dimension());
+  const Index m = design_.num_selected();
+  const Index d = design_.num_features();
+  design_.linear_predictor(x, options_.fit_intercept, residual_);
+  r.resize(num_residuals());
+  r.head(m) = std::sqrt(batch_scale()) * (residual_ - design_.targets());
+  if (options_.l2 > 0) r.tail(d) = static_cast<T>(std::sqrt(options_.l2)) * x.head(d);
+}
+
+template <class T>
+void LinearLeastSquares<T>::jacobian_vector(const Vector<T>& x, const Vector<T>& v, Vector<T>& Jv) {
+  require_parameter_size("LinearLeastSquares::jacobian_vector", "x", x.size(), dimension());
+  require_parameter_size("LinearLeastSquares::jacobian_vector", "v", v.size(), dimension());
+  const Index m = design_.num_selected();
+  const Index d = design_.num_features();
+  design_.linear_predictor(v, options_.fit_intercept, projection_);
+  Jv.resize(num_residuals());
+  Jv.head(m) = std::sqrt(batch_scale()) * projection_;
+  if (options_.l2 > 0) Jv.tail(d) = static_cast<T>(std::sqrt(options_.l2)) * v.head(d);
+}
+
+template <class T>
+void LinearLeastSquares<T>::jacobian_transpose_vector(const Vector<T>& x, const Vector<T>& u,
+                                                      Vector<T>& JTu) {
+  require_parameter_size("LinearLeastSquares::jacobian_transpose_vector", "x", x.size(), dimension());
+  require_parameter_size("LinearLeastSquares::jacobian_transpose_vector", "u", u.size(), num_residuals());
+  const Index m = design_.num_selected();
+  const Index d = design_.num_features();
+  projection_ = u.head(m);
+  design_.linear_predictor_transpose(projection_, std::sqrt(batch_scale()), options_.fit_intercept, JTu);
+  if (options_.l2 > 0) JTu.head(d) += static_cast<T>(std::sqrt(options_.l2)) * u.tail(d);
+}
+
+template <class T>
+void LinearLeastSquares<T>::jacobian(const Vector<T>& x, Matrix<T>& J) {
+  require_parameter_size("LinearLeastSquares::jacobian", "x", x.size(), dimension());
+  const Index m = design_.num_selected();
+  const Index d = design_.num_features();
+  J.setZero(num_residuals(), dimension());
+  const T root_scale = std::sqrt(batch_scale());
+  design_.visit([&](const auto& features) { J.topLeftCorner(m, d) = root_scale * Matrix<T>(features.transpose()); });
+  if (options_.fit_intercept) J.col(d).head(m).setConstant(root_scale);
+  if (options_.l2 > 0)
+    J.bottomLeftCorner(d, d).diagonal().setConstant(static_cast<T>(std::sqrt(options_.l2)));
 }
 
 template <class T>

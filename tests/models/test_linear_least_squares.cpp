@@ -120,3 +120,52 @@ TEST(LinearLeastSquares, RejectsBadDataAndOptions) {
 }
 
 }  // namespace
+
+#include "hesse/objective/residual.hpp"
+#include "hesse/optim/least_squares.hpp"
+
+namespace {
+
+// The residual form r = [sqrt(s)(X^T w + b - y); sqrt(l2) w] gives the same
+// objective, its Jacobian products pass the residual checker, and
+// Levenberg-Marquardt on it reaches the normal-equations solution.
+TEST(LinearLeastSquaresResiduals, SameObjectiveExactJacobianAndLevenbergMarquardt) {
+  using namespace hesse;
+  for (const bool sparse : {false, true}) {
+    for (const double l2 : {0.0, 0.3}) {
+      Rng rng(5);
+      data::Dataset<double> set;
+      set.name = "residuals";
+      set.features.resize(4, 25);
+      for (Index j = 0; j < 25; ++j) {
+        Vector<double> column(4);
+        fill_normal<double>(rng, column);
+        set.features.col(j) = column;
+      }
+      set.targets.resize(1, 25);
+      Vector<double> y(25);
+      fill_normal<double>(rng, y);
+      set.targets.row(0) = y.transpose();
+      if (sparse) {
+        set.sparse_features = set.features.sparseView();
+        set.features.resize(0, 0);
+      }
+      models::LinearLeastSquares<double> model(set, {.l2 = l2, .fit_intercept = true});
+      static_assert(ResidualObjective<models::LinearLeastSquares<double>>);
+      Vector<double> x(5), r;
+      fill_normal<double>(rng, x);
+      model.residuals(x, r);
+      EXPECT_NEAR(0.5 * r.squaredNorm(), model.value(x), 1e-12 * (1 + model.value(x)));
+      const DerivativeCheckReport report = check_residuals(model, x);
+      EXPECT_TRUE(report.passed()) << report.report();
+
+      Vector<double> solution = Vector<double>::Zero(5), gradient;
+      const optim::Summary summary = optim::levenberg_marquardt(model, solution);
+      EXPECT_TRUE(summary.converged()) << summary.full_report();
+      model.value_and_gradient(solution, &gradient);
+      EXPECT_LT(gradient.lpNorm<Eigen::Infinity>(), 1e-8) << "sparse " << sparse << " l2 " << l2;
+    }
+  }
+}
+
+}  // namespace

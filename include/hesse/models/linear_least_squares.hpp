@@ -57,6 +57,18 @@ class LinearLeastSquares {
   void select_batch(std::span<const Index> indices) { design_.select_batch(indices); }
   void select_all() { design_.select_all(); }
 
+  // The same objective as residuals, L = 1/2 |r|^2, for Gauss-Newton and
+  // Levenberg-Marquardt (hesse/objective/residual.hpp):
+  //   r = [sqrt(s) (X^T w + b - y); sqrt(l2) w]    (the ridge rows only when l2 > 0)
+  // with s the batch scale n / m.
+  Index num_residuals() const {
+    return design_.num_selected() + (options_.l2 > 0 ? design_.num_features() : 0);
+  }
+  void residuals(const Vector<T>& x, Vector<T>& r);
+  void jacobian_vector(const Vector<T>& x, const Vector<T>& v, Vector<T>& Jv);
+  void jacobian_transpose_vector(const Vector<T>& x, const Vector<T>& u, Vector<T>& JTu);
+  void jacobian(const Vector<T>& x, Matrix<T>& J);
+
  private:
   /// n / m, the factor that turns the batch sum into an estimate of the full sum.
   T batch_scale() const;
