@@ -42,18 +42,18 @@ void Dense<T>::forward(const T* params, ConstRef<T> X, Matrix<T>& Y) const {
 }
 
 template <class T>
+void Dense<T>::accumulate_weight_gradient(ConstRef<T> X, const Matrix<T>& dY, T* out) const {
+  MatrixMap<T>(out, outputs_, inputs_).noalias() += dY * X.transpose();
+  VectorMap<T>(out + outputs_ * inputs_, outputs_) += dY.rowwise().sum();
+}
+
+template <class T>
 void Dense<T>::backward(const T* params, ConstRef<T> X, const Matrix<T>& /*Y*/,
                         const Matrix<T>& dY, Matrix<T>* dX, T* grad) const {
-  ConstMatrixMap<T> W(params, outputs_, inputs_);
-  if (grad) {
-    MatrixMap<T> gW(grad, outputs_, inputs_);
-    VectorMap<T> gb(grad + outputs_ * inputs_, outputs_);
-    gW.noalias() += dY * X.transpose();
-    gb += dY.rowwise().sum();
-  }
+  if (grad) accumulate_weight_gradient(X, dY, grad);
   if (dX) {
     dX->resize(inputs_, dY.cols());
-    dX->noalias() = W.transpose() * dY;
+    dX->noalias() = ConstMatrixMap<T>(params, outputs_, inputs_).transpose() * dY;
   }
 }
 
@@ -77,17 +77,9 @@ void Dense<T>::r_backward(const T* params, const T* v, ConstRef<T> X, const Matr
   ConstMatrixMap<T> W(params, outputs_, inputs_);
   ConstMatrixMap<T> V(v, outputs_, inputs_);
   // dW = dY X^T, so R(dW) = R(dY) X^T + dY R(X)^T; db = dY 1, so R(db) = R(dY) 1.
-  MatrixMap<T> hW(Hv, outputs_, inputs_);
-  VectorMap<T> hb(Hv + outputs_ * inputs_, outputs_);
-  hW.noalias() += RdY * X.transpose();
-  if (RX) hW.noalias() += dY * RX->transpose();
-  hb += RdY.rowwise().sum();
-  if (grad) {
-    MatrixMap<T> gW(grad, outputs_, inputs_);
-    VectorMap<T> gb(grad + outputs_ * inputs_, outputs_);
-    gW.noalias() += dY * X.transpose();
-    gb += dY.rowwise().sum();
-  }
+  accumulate_weight_gradient(X, RdY, Hv);
+  if (RX) MatrixMap<T>(Hv, outputs_, inputs_).noalias() += dY * RX->transpose();
+  if (grad) accumulate_weight_gradient(X, dY, grad);
   if (dX) {
     // dX = W^T dY, so R(dX) = W^T R(dY) + V^T dY.
     dX->resize(inputs_, dY.cols());

@@ -90,6 +90,9 @@ class Dense final : public Layer<T> {
                   T* grad) const override;
 
  private:
+  // out += [dY X^T, dY 1]: the parameters' adjoint, laid out as the slice.
+  void accumulate_weight_gradient(ConstRef<T> X, const Matrix<T>& dY, T* out) const;
+
   Index inputs_;
   Index outputs_;
 };
