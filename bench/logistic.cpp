@@ -291,8 +291,8 @@ class FusedLogistic {
   Matrix<double> partial_;
 };
 
-template <class Options>
-Result run_fused(const std::string& name, FusedLogistic& f, Options options, int reps) {
+template <class F, class Options>
+Result run_fused(const std::string& name, F& f, Options options, int reps) {
   Result result;
   result.solver = name;
   for (int r = 0; r < reps; ++r) {
@@ -314,6 +314,22 @@ Result run_fused(const std::string& name, FusedLogistic& f, Options options, int
   }
   return result;
 }
+
+/// An experiment for the diagnosis: exact value and gradient on every sample,
+/// Hessian-vector products on a fixed subsample (every k-th sample), as in
+/// Byrd, Chin, Neveitt & Nocedal 2011 (subsampled Hessian Newton-CG): a
+/// product then costs 1/k of a pass over X.
+struct SubsampledHessian {
+  using Scalar = double;
+  hesse::models::LogisticRegression<double>& full;
+  hesse::models::LogisticRegression<double>& subsample;
+  Index dimension() const { return full.dimension(); }
+  double value(const Vector<double>& x) { return full.value(x); }
+  double value_and_gradient(const Vector<double>& x, Vector<double>* g) { return full.value_and_gradient(x, g); }
+  void hessian_vector(const Vector<double>& x, const Vector<double>& v, Vector<double>& out) {
+    subsample.hessian_vector(x, v, out);
+  }
+};
 
 void print_json(const std::vector<Result>& results, const std::string& features, Index n, Index d,
                 double l2, double tolerance, int reps, double setup_seconds) {
@@ -441,6 +457,22 @@ int main(int argc, char** argv) {
                                 reps));
     results.push_back(run_fused("experiment fused: hesse lbfgs", fused,
                                 hesse::optim::LbfgsOptions{.termination = termination}, reps));
+  }
+  if (experiment) {
+    constexpr Index kEvery = 10;
+    hesse::data::Dataset<double> every;
+    const Index m = (n + kEvery - 1) / kEvery;
+    every.features.resize(data.num_features(), m);
+    every.targets.resize(1, m);
+    for (Index k = 0; k < m; ++k) {
+      every.features.col(k) = data.features.col(k * kEvery);
+      every.targets(0, k) = data.targets(0, k * kEvery);
+    }
+    every.num_classes = 2;
+    hesse::models::LogisticRegression<double> sub(every, {.l2 = l2, .fit_intercept = true});
+    SubsampledHessian subsampled{f, sub};
+    results.push_back(run_fused("experiment subsampled-hessian (1/10): hesse newton-cg", subsampled,
+                                hesse::optim::NewtonCgOptions{.termination = termination}, reps));
   }
   if (!solution_out.empty()) {
     const Vector<double>& x = results.front().solution;
