@@ -167,8 +167,9 @@ Result run_hesse(const std::string& name, hesse::models::LogisticRegression<doub
 #if HESSE_BENCH_HAVE_LBFGSPP
 /// LBFGS++'s functor interface over hesse's objective (the same code, so the
 /// comparison is of the solvers), counting evaluations.
+template <class F>
 struct LbfgsppObjective {
-  hesse::models::LogisticRegression<double>& f;
+  F& f;
   long long evaluations = 0;
   double operator()(const Eigen::VectorXd& x, Eigen::VectorXd& gradient) {
     ++evaluations;
@@ -176,9 +177,8 @@ struct LbfgsppObjective {
   }
 };
 
-template <template <class> class LineSearch>
-Result run_lbfgspp(const std::string& name, hesse::models::LogisticRegression<double>& f,
-                   double tolerance, int reps, int line_search_kind) {
+template <template <class> class LineSearch, class F>
+Result run_lbfgspp(const std::string& name, F& f, double tolerance, int reps, int line_search_kind) {
   Result result;
   result.solver = name;
   LBFGSpp::LBFGSParam<double> param;
@@ -189,7 +189,7 @@ Result run_lbfgspp(const std::string& name, hesse::models::LogisticRegression<do
   param.linesearch = line_search_kind;
   for (int r = 0; r < reps; ++r) {
     Eigen::VectorXd x = Eigen::VectorXd::Zero(f.dimension());
-    LbfgsppObjective objective{f};
+    LbfgsppObjective<F> objective{f};
     double fx = 0;
     int iterations = 0;
     std::string termination = "gradient tolerance";
@@ -457,6 +457,11 @@ int main(int argc, char** argv) {
                                 reps));
     results.push_back(run_fused("experiment fused: hesse lbfgs", fused,
                                 hesse::optim::LbfgsOptions{.termination = termination}, reps));
+#if HESSE_BENCH_HAVE_LBFGSPP
+    results.push_back(run_lbfgspp<LBFGSpp::LineSearchBacktracking>(
+        "experiment fused: lbfgspp backtracking (strong wolfe)", fused, tolerance, reps,
+        LBFGSpp::LBFGS_LINESEARCH_BACKTRACKING_STRONG_WOLFE));
+#endif
   }
   if (experiment) {
     constexpr Index kEvery = 10;
