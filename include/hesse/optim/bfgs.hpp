@@ -4,7 +4,7 @@
 //   H_{k+1} = (I - rho s y^T) H_k (I - rho y s^T) + rho s s^T,   rho = 1 / (y^T s)   (eq. 6.17)
 // with s = x_{k+1} - x_k, y = g_{k+1} - g_k.
 //
-// H_0 = I for the first step, whose trial length is 1 / max(1, |g_0|_2); before
+// H_0 = I for the first step, whose trial length is 1 / |g_0|_2; before
 // the first update H_0 is rescaled to (y^T s / y^T y) I (eq. 6.20) and later
 // steps try a = 1 first.
 //
@@ -70,7 +70,9 @@ Summary minimize(F& f, Vector<ScalarOf<F>>& x, const BfgsOptions& options) {
                                    options.line_search, x_new, f_new, g_new);
   };
   auto first_step = [](const Vector<T>& g) {
-    return 1.0 / std::max(1.0, static_cast<double>(g.norm()));
+    // 1 / |g|_2, so the first trial moves a unit distance (as L-BFGS-B and LBFGS++).
+    const double norm = static_cast<double>(g.norm());
+    return norm > 0 ? 1.0 / norm : 1.0;
   };
 
   auto step = [&](Evaluator<F>& evaluator, Vector<T>& x, T& fx, Vector<T>& g, int) {

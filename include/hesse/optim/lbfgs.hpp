@@ -4,7 +4,7 @@
 // with the initial matrix H_k^0 = gamma_k I,
 //   gamma_k = s_{k-1}^T y_{k-1} / y_{k-1}^T y_{k-1}                       (eq. 7.20).
 // The step comes from a line search (strong Wolfe by default); the first trial
-// is a = 1, except without pairs, where it is 1 / max(1, |g|_2).
+// is a = 1, except without pairs, where it is 1 / |g|_2.
 //
 // A pair with s^T y <= curvature_threshold |s| |y| is not stored (event
 // "curvature pair skipped"), so every stored pair has positive curvature and
@@ -84,7 +84,9 @@ Summary minimize(F& f, Vector<ScalarOf<F>>& x, const LbfgsOptions& options) {
     direction = -direction;
   };
   auto first_step = [](const Vector<T>& g) {
-    return 1.0 / std::max(1.0, static_cast<double>(g.norm()));
+    // 1 / |g|_2, so the first trial moves a unit distance (as L-BFGS-B and LBFGS++).
+    const double norm = static_cast<double>(g.norm());
+    return norm > 0 ? 1.0 / norm : 1.0;
   };
 
   auto step = [&](Evaluator<F>& evaluator, Vector<T>& x, T& fx, Vector<T>& g, int) {
