@@ -202,16 +202,20 @@ double NetworkObjective<T>::run(Pass pass, const Vector<T>& x, const Vector<T>* 
     run_slice(ws, pass, x.data(), v_data, out ? out->data() : nullptr, 0, selected, scale);
     return ws.loss;
   }
-  // Inside the region Eigen runs each product on the calling thread only.
+  // Inside the region Eigen runs each product on the calling thread only. The
+  // team may be smaller than asked (a call from inside another parallel
+  // region gets one thread), so each member takes every team-th slice.
 #pragma omp parallel num_threads(slices)
   {
-    const int t = omp_get_thread_num();
-    Workspace& ws = workspaces_[static_cast<std::size_t>(t)];
-    ws.loss = 0;
-    if (out) ws.out.setZero(dimension());
-    const Index begin = selected * t / slices;
-    const Index end = selected * (t + 1) / slices;
-    run_slice(ws, pass, x.data(), v_data, out ? ws.out.data() : nullptr, begin, end, scale);
+    const int team = omp_get_num_threads();
+    for (int t = omp_get_thread_num(); t < slices; t += team) {
+      Workspace& ws = workspaces_[static_cast<std::size_t>(t)];
+      ws.loss = 0;
+      if (out) ws.out.setZero(dimension());
+      const Index begin = selected * t / slices;
+      const Index end = selected * (t + 1) / slices;
+      run_slice(ws, pass, x.data(), v_data, out ? ws.out.data() : nullptr, begin, end, scale);
+    }
   }
   double loss = 0;
   for (int t = 0; t < slices; ++t) {  // fixed order: deterministic sums

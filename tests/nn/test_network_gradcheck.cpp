@@ -342,6 +342,21 @@ TEST(NetworkObjective, ThreadSlicesAgreeWithOneThread) {
     EXPECT_LT((n1 - n2).norm(), 1e-13);
     EXPECT_DOUBLE_EQ(serial.accuracy(x), split.accuracy(x));
   }
+  // Called from inside a parallel region, the nested region has one thread,
+  // which must still cover every slice.
+  serial.select_all();
+  split.select_all();
+  Vector<double> g_serial, g_nested;
+  const double f_serial = serial.value_and_gradient(x, &g_serial);
+  double f_nested = 0;
+#pragma omp parallel num_threads(2)
+  {
+#pragma omp single
+    f_nested = split.value_and_gradient(x, &g_nested);
+  }
+  EXPECT_NEAR(f_serial, f_nested, 1e-14);
+  EXPECT_LT((g_serial - g_nested).norm(), 1e-13);
+
   NetworkObjectiveOptions bad;
   bad.threads = -1;
   EXPECT_THROW(NetworkObjective<double>(net, LossKind::SoftmaxCrossEntropy, set, bad), InvalidArgument);
