@@ -33,7 +33,9 @@ struct LanczosWorkspace {
       coefficients.resize(k);
       alpha.resize(k);
       beta.resize(k);
-      tridiagonal = Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>(k);
+      // `tridiagonal` sizes itself in computeFromTridiagonal. (Assigning a
+      // solver built with Eigen 3.4's sized constructor copies its
+      // uninitialised status field: undefined behaviour, caught by UBSan.)
     }
   }
 };
