@@ -92,7 +92,7 @@ class QuasiNewton : public ::testing::TestWithParam<Configuration> {
     EXPECT_LE(point_error(x, problem.known_minimizer(), floor), point_tolerance)
         << summary.brief_report() << "\nx = " << x.transpose().head(std::min<Index>(x.size(), 6));
     EXPECT_NEAR(summary.final_value, problem.known_minimum(), value_tolerance) << summary.brief_report();
-    EXPECT_EQ(summary.final_value, problem.value(x));
+    EXPECT_DOUBLE_EQ(summary.final_value, problem.value(x));  // value_and_gradient vs value: may differ in the last bits
     return summary;
   }
 };
