@@ -190,6 +190,29 @@ CheckEntry operator_symmetry(std::string name, const char* product, Index n, App
   return make_entry(std::move(name), worst, options.tolerance, std::move(detail));
 }
 
+/// Compares the columns j of a dense derivative matrix M = d fn / d x with
+/// five-point differences of fn along coordinate j, reporting each through
+/// record(error, where). Shared by the dense Hessian and dense Jacobian checks.
+template <class T, class Fn, class Record>
+void compare_columns_with_differences(const Matrix<T>& M, const Vector<T>& x, T h, double floor,
+                                      const std::vector<Index>& columns, Fn&& fn,
+                                      const std::string& differenced, Record&& record) {
+  Vector<T> xp = x;
+  for (const Index j : columns) {
+    const Vector<T> fd = five_point_difference(
+        [&](T t) {
+          xp[j] = x[j] + t;
+          const Vector<T> value = fn(xp);
+          xp[j] = x[j];
+          return value;
+        },
+        h);
+    const Vector<T> column = M.col(j);
+    record(vector_relative_error<T>(column, fd, floor),
+           "column " + std::to_string(j) + " vs finite differences of " + differenced);
+  }
+}
+
 }  // namespace derivative_check_detail
 
 /// Gradient vs central differences of value(): coordinate-wise (all
@@ -392,21 +415,14 @@ CheckEntry check_dense_hessian(F& f, const Vector<ScalarOf<F>>& x,
     }
   };
 
-  Vector<T> xp = x;
   Vector<T> g_shifted;
-  for (const Index j : dc::coordinates_to_check(n, options.max_coordinates, rng)) {
-    const Vector<T> fd = dc::five_point_difference(
-        [&](T t) {
-          xp[j] = x[j] + t;
-          f.value_and_gradient(xp, &g_shifted);
-          xp[j] = x[j];
-          return g_shifted;
-        },
-        h);
-    const Vector<T> column = hessian.col(j);
-    record(dc::vector_relative_error<T>(column, fd, floor),
-           "column " + std::to_string(j) + " vs finite differences of the gradient");
-  }
+  dc::compare_columns_with_differences<T>(
+      hessian, x, h, floor, dc::coordinates_to_check(n, options.max_coordinates, rng),
+      [&](const Vector<T>& xp) -> const Vector<T>& {
+        f.value_and_gradient(xp, &g_shifted);
+        return g_shifted;
+      },
+      "the gradient", record);
 
   if constexpr (HessianVectorObjective<F>) {
     Vector<T> hv;

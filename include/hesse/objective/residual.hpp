@@ -226,21 +226,14 @@ CheckEntry check_dense_jacobian(R& model, const Vector<ScalarOf<R>>& x,
       detail = where;
     }
   };
-  Vector<T> xp = x;
   Vector<T> shifted;
-  for (const Index j : dc::coordinates_to_check(n, options.max_coordinates, rng)) {
-    const Vector<T> fd = dc::five_point_difference(
-        [&](T t) {
-          xp[j] = x[j] + t;
-          model.residuals(xp, shifted);
-          xp[j] = x[j];
-          return shifted;
-        },
-        h);
-    const Vector<T> column = jacobian.col(j);
-    record(dc::vector_relative_error<T>(column, fd, floor),
-           "column " + std::to_string(j) + " vs finite differences of r");
-  }
+  dc::compare_columns_with_differences<T>(
+      jacobian, x, h, floor, dc::coordinates_to_check(n, options.max_coordinates, rng),
+      [&](const Vector<T>& xp) -> const Vector<T>& {
+        model.residuals(xp, shifted);
+        return shifted;
+      },
+      "r", record);
   Vector<T> jv;
   for (int k = 0; k < options.num_directions; ++k) {
     const Vector<T> v = dc::random_unit_vector<T>(rng, n);
