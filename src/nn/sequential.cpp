@@ -90,6 +90,21 @@ void Sequential<T>::predict(const Vector<T>& params, ConstRef<T> X, Matrix<T>& o
 }
 
 template <class T>
+std::vector<optim::ParameterBlock> Sequential<T>::parameter_blocks() const {
+  std::vector<optim::ParameterBlock> blocks;
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    if (dynamic_cast<const Dense<T>*>(layers_[i].get()) == nullptr) continue;
+    const Index rows = layers_[i]->output_size(), cols = layers_[i]->input_size();
+    blocks.push_back({.layer = Index(i),
+                      .weight_offset = offsets_[i],
+                      .rows = rows,
+                      .cols = cols,
+                      .bias_offset = offsets_[i] + rows * cols});
+  }
+  return blocks;
+}
+
+template <class T>
 std::string Sequential<T>::summary() const {
   std::ostringstream out;
   for (std::size_t i = 0; i < layers_.size(); ++i)

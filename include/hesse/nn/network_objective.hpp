@@ -68,6 +68,7 @@ class NetworkObjective {
   double accuracy(const Vector<T>& x);
 
   const Sequential<T>& network() const { return network_; }
+  std::vector<optim::ParameterBlock> parameter_blocks() const { return network_.parameter_blocks(); }
   LossKind loss() const { return loss_; }
   const data::Dataset<T>& data() const { return *data_; }
   const NetworkObjectiveOptions& options() const { return options_; }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "hesse/nn/layer.hpp"
+#include "hesse/optim/parameter_block.hpp"
 
 namespace hesse::nn {
 
@@ -38,6 +39,10 @@ class Sequential {
 
   /// Outputs for a batch: X: [inputs, B] -> out: [outputs, B].
   void predict(const Vector<T>& params, ConstRef<T> X, Matrix<T>& out) const;
+
+  /// Where each Dense layer's weight and bias sit in the flat parameter
+  /// vector, first layer first (K-FAC's and Shampoo's per-layer blocks).
+  std::vector<optim::ParameterBlock> parameter_blocks() const;
 
   /// One line per layer with its shape and parameter count.
   std::string summary() const;
