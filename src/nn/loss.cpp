@@ -157,4 +157,56 @@ HESSE_INSTANTIATE(float)
 HESSE_INSTANTIATE(double)
 #undef HESSE_INSTANTIATE
 
+
+Index randoms_per_sample(LossKind kind, Index outputs) {
+  return kind == LossKind::MeanSquaredError ? outputs : 1;
+}
+
+template <class T>
+void sample_targets(LossKind kind, ConstMatrixRef<T> Z, const double* randoms, Matrix<T>& Y) {
+  const Index k = Z.rows(), batch = Z.cols();
+  switch (kind) {
+    case LossKind::MeanSquaredError: {
+      Y.resize(k, batch);
+      const T spread = std::sqrt(T(k) / T(2));
+      for (Index i = 0; i < batch; ++i)
+        for (Index j = 0; j < k; ++j) Y(j, i) = Z(j, i) + spread * T(randoms[i * k + j]);
+      return;
+    }
+    case LossKind::SoftmaxCrossEntropy: {
+      Y.resize(1, batch);
+      for (Index i = 0; i < batch; ++i) {
+        const T shift = Z.col(i).maxCoeff();
+        double total = 0;
+        for (Index j = 0; j < k; ++j) total += std::exp(double(Z(j, i) - shift));
+        // Inverse CDF: the first class whose cumulative probability exceeds u.
+        const double target = randoms[i] * total;
+        double cumulative = 0;
+        Index label = k - 1;
+        for (Index j = 0; j < k; ++j) {
+          cumulative += std::exp(double(Z(j, i) - shift));
+          if (target < cumulative) {
+            label = j;
+            break;
+          }
+        }
+        Y(0, i) = T(label);
+      }
+      return;
+    }
+    case LossKind::BinaryLogistic: {
+      Y.resize(1, batch);
+      for (Index i = 0; i < batch; ++i) {
+        const double p = 1.0 / (1.0 + std::exp(-double(Z(0, i))));
+        Y(0, i) = T(randoms[i] < p ? 1 : 0);
+      }
+      return;
+    }
+  }
+}
+
+template void sample_targets<float>(LossKind, ConstMatrixRef<float>, const double*, Matrix<float>&);
+template void sample_targets<double>(LossKind, ConstMatrixRef<double>, const double*,
+                                     Matrix<double>&);
+
 }  // namespace hesse::nn

@@ -1,6 +1,7 @@
 #include "hesse/nn/network_objective.hpp"
 
 #include <algorithm>
+#include <random>
 #include <string>
 
 #include <omp.h>
@@ -47,6 +48,10 @@ NetworkObjective<T>::NetworkObjective(Sequential<T> network, LossKind loss,
     ws.activations.resize(layers);
     ws.r_activations.resize(layers);
   }
+  block_of_layer_.assign(layers, -1);
+  const auto blocks = network_.parameter_blocks();
+  for (std::size_t b = 0; b < blocks.size(); ++b)
+    block_of_layer_[static_cast<std::size_t>(blocks[b].layer)] = Index(b);
 }
 
 template <class T>
@@ -121,20 +126,26 @@ void NetworkObjective<T>::chunk(Workspace& ws, Pass pass, const T* x, const T* v
     case Pass::GaussNewtonVector: {
       // Gradient: backpropagate dL/dZ. Gauss-Newton: backpropagate
       // u = H_loss (J v) instead, which gives J^T H_loss J v.
-      int current = 0;
       if (pass == Pass::Gradient) {
-        ws.loss += loss_value_and_gradient<T>(loss_, outputs, Y, scale, &ws.delta[current]);
+        ws.loss += loss_value_and_gradient<T>(loss_, outputs, Y, scale, &ws.delta[0]);
       } else {
         r_forward(ws, x, v, X);
-        loss_hessian_product<T>(loss_, outputs, Y, ws.r_activations[last], scale, ws.delta[current]);
+        loss_hessian_product<T>(loss_, outputs, Y, ws.r_activations[last], scale, ws.delta[0]);
       }
-      for (Index l = layers - 1; l >= 0; --l) {
-        const auto i = static_cast<std::size_t>(l);
-        network_.layer(l).backward(x + network_.parameter_offset(l), input_of(l), ws.activations[i],
-                                   ws.delta[current], l > 0 ? &ws.delta[1 - current] : nullptr,
-                                   out + network_.parameter_offset(l));
-        current = 1 - current;
-      }
+      backward_pass(ws, x, X, out, false);
+      return;
+    }
+
+    case Pass::Kronecker:
+      kronecker_chunk(ws, x, out, X, Y, scale);
+      return;
+
+    case Pass::SampledGradient: {
+      ws.loss += loss_value_and_gradient<T>(loss_, outputs, Y, scale, nullptr);
+      const Index per = randoms_per_sample(loss_, outputs.rows());
+      sample_targets<T>(loss_, outputs, randoms_.data() + ws.chunk_start * per, ws.sampled_y);
+      loss_value_and_gradient<T>(loss_, outputs, ws.sampled_y, scale, &ws.delta[0]);
+      backward_pass(ws, x, X, out, false);
       return;
     }
 
@@ -160,6 +171,123 @@ void NetworkObjective<T>::chunk(Workspace& ws, Pass pass, const T* x, const T* v
   }
 }
 
+// Backpropagates ws.delta[0] (the adjoint of the outputs) through every
+// layer; out += the parameters' adjoint unless null. With collect_g, each
+// Dense layer's output adjoint dS is also summed as dS dS^T into g_sums.
+template <class T>
+void NetworkObjective<T>::backward_pass(Workspace& ws, const T* x, ConstRef<T> X, T* out,
+                                        bool collect_g) {
+  int current = 0;
+  for (Index l = network_.num_layers() - 1; l >= 0; --l) {
+    const auto i = static_cast<std::size_t>(l);
+    if (collect_g && block_of_layer_[i] >= 0) {
+      Matrix<T>& sum = ws.g_sums[static_cast<std::size_t>(block_of_layer_[i])];
+      sum.template selfadjointView<Eigen::Lower>().rankUpdate(ws.delta[current]);
+    }
+    const Index offset = network_.parameter_offset(l);
+    network_.layer(l).backward(x + offset, l == 0 ? X : ConstRef<T>(ws.activations[i - 1]),
+                               ws.activations[i], ws.delta[current],
+                               l > 0 ? &ws.delta[1 - current] : nullptr,
+                               out ? out + offset : nullptr);
+    current = 1 - current;
+  }
+}
+
+// Martens & Grosse (2015), sec. 3: A from each Dense layer's input with a
+// homogeneous 1 for the bias; G from a backward pass whose labels are drawn
+// from the model (true Fisher) or are the data's (empirical Fisher).
+template <class T>
+void NetworkObjective<T>::kronecker_chunk(Workspace& ws, const T* x, T* out, ConstRef<T> X,
+                                          ConstRef<T> Y, T scale) {
+  const Matrix<T>& outputs = ws.activations.back();
+  for (Index l = 0; l < network_.num_layers(); ++l) {
+    const Index b = block_of_layer_[static_cast<std::size_t>(l)];
+    if (b < 0) continue;
+    ConstRef<T> input = l == 0 ? X : ConstRef<T>(ws.activations[static_cast<std::size_t>(l - 1)]);
+    Matrix<T>& sum = ws.a_sums[static_cast<std::size_t>(b)];
+    const Index c = input.rows();
+    sum.topLeftCorner(c, c).template selfadjointView<Eigen::Lower>().rankUpdate(input);
+    sum.row(c).head(c) += input.rowwise().sum().transpose();
+    sum(c, c) += T(input.cols());
+  }
+  const bool empirical = fisher_kind_ == FisherKind::Empirical;
+  ws.loss += loss_value_and_gradient<T>(loss_, outputs, Y, scale,
+                                        out || empirical ? &ws.delta[0] : nullptr);
+  if (out || empirical) backward_pass(ws, x, X, out, empirical);
+  if (!empirical) {
+    const Index per = randoms_per_sample(loss_, outputs.rows());
+    sample_targets<T>(loss_, outputs, randoms_.data() + ws.chunk_start * per, ws.sampled_y);
+    loss_value_and_gradient<T>(loss_, outputs, ws.sampled_y, scale, &ws.delta[0]);
+    backward_pass(ws, x, X, nullptr, true);
+  }
+}
+
+template <class T>
+void NetworkObjective<T>::draw_randoms(Rng& rng, bool normal) {
+  const Index per = randoms_per_sample(loss_, network_.output_size());
+  randoms_.resize(static_cast<std::size_t>(num_selected() * per));
+  if (normal) {
+    std::normal_distribution<double> draw(0.0, 1.0);
+    for (double& r : randoms_) r = draw(rng);
+  } else {
+    std::uniform_real_distribution<double> draw(0.0, 1.0);
+    for (double& r : randoms_) r = draw(rng);
+  }
+}
+
+template <class T>
+T NetworkObjective<T>::kronecker_factors(const Vector<T>& x, FisherKind kind, Rng& rng,
+                                         KroneckerFactors<T>& factors, Vector<T>* gradient) {
+  check_sizes(x, nullptr, "kronecker_factors");
+  const auto blocks = network_.parameter_blocks();
+  fisher_kind_ = kind;
+  if (kind == FisherKind::True) draw_randoms(rng, loss_ == LossKind::MeanSquaredError);
+  for (Workspace& ws : workspaces_) {
+    ws.a_sums.resize(blocks.size());
+    ws.g_sums.resize(blocks.size());
+    for (std::size_t b = 0; b < blocks.size(); ++b) {
+      ws.a_sums[b].setZero(blocks[b].cols + 1, blocks[b].cols + 1);
+      ws.g_sums[b].setZero(blocks[b].rows, blocks[b].rows);
+    }
+  }
+  double loss = run(Pass::Kronecker, x, nullptr, gradient);
+  // Sums in a fixed order (unused workspaces hold zeros), then means. The
+  // output adjoints carry the 1/N of the mean loss: g_i = N dS_i, so
+  // mean_i g_i g_i^T = N sum_i dS_i dS_i^T.
+  const T n = static_cast<T>(num_selected());
+  factors.A.resize(blocks.size());
+  factors.G.resize(blocks.size());
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    Matrix<T>& A = factors.A[b];
+    Matrix<T>& G = factors.G[b];
+    A = workspaces_.front().a_sums[b];
+    G = workspaces_.front().g_sums[b];
+    for (std::size_t t = 1; t < workspaces_.size(); ++t) {
+      A += workspaces_[t].a_sums[b];
+      G += workspaces_[t].g_sums[b];
+    }
+    A = A.template selfadjointView<Eigen::Lower>();
+    G = G.template selfadjointView<Eigen::Lower>();
+    A /= n;
+    G *= n;
+  }
+  if (options_.l2 > 0) {
+    loss += 0.5 * options_.l2 * static_cast<double>(x.squaredNorm());
+    if (gradient) *gradient += static_cast<T>(options_.l2) * x;
+  }
+  return static_cast<T>(loss);
+}
+
+template <class T>
+T NetworkObjective<T>::sampled_target_gradient(const Vector<T>& x, Rng& rng,
+                                               Vector<T>& gradient) {
+  check_sizes(x, nullptr, "sampled_target_gradient");
+  draw_randoms(rng, loss_ == LossKind::MeanSquaredError);
+  double loss = run(Pass::SampledGradient, x, nullptr, &gradient);
+  if (options_.l2 > 0) loss += 0.5 * options_.l2 * static_cast<double>(x.squaredNorm());
+  return static_cast<T>(loss);
+}
+
 template <class T>
 int NetworkObjective<T>::slices_for(Index samples) const {
   const Index by_size = samples / options_.min_samples_per_thread;
@@ -172,6 +300,7 @@ void NetworkObjective<T>::run_slice(Workspace& ws, Pass pass, const T* x, const 
   const data::Dataset<T>& data = *data_;
   for (Index start = begin; start < end; start += options_.chunk_size) {
     const Index count = std::min(options_.chunk_size, end - start);
+    ws.chunk_start = start;
     if (all_selected_) {
       chunk(ws, pass, x, v, out, data.features.middleCols(start, count),
             data.targets.middleCols(start, count), scale);

@@ -39,6 +39,21 @@ template <class T>
 void loss_hessian_product(LossKind kind, ConstMatrixRef<T> Z, ConstMatrixRef<T> Y,
                           ConstMatrixRef<T> RZ, T scale, Matrix<T>& out);
 
+/// Targets drawn from the model's own predictive distribution at outputs Z,
+/// for the true Fisher (Martens & Grosse 2015, sec. 5) and Sophia's
+/// Gauss-Newton-Bartlett estimator (Liu et al. 2023, alg. 2):
+///   softmax-cross-entropy  a label from softmax(z)
+///   binary-logistic        a label from Bernoulli(sigmoid(z))
+///   mse                    z + sqrt(k/2) eps, eps ~ N(0, I): the Gaussian whose
+///                          negative log-likelihood is (1/k)|z - y|^2 + const
+/// The randomness comes in as `randoms`: randoms_per_sample(kind, k) numbers
+/// per sample, uniforms on [0, 1) for the labels and standard normals for
+/// mse, so the draws can be made in a fixed order before threads split the
+/// work. Y receives [1, B] labels or [k, B] values.
+Index randoms_per_sample(LossKind kind, Index outputs);
+template <class T>
+void sample_targets(LossKind kind, ConstMatrixRef<T> Z, const double* randoms, Matrix<T>& Y);
+
 /// Throws InvalidArgument unless `kind` can be applied to `outputs` network
 /// outputs and targets with `target_rows` rows and `num_classes` classes.
 void validate_loss(LossKind kind, Index outputs, Index target_rows, int num_classes);

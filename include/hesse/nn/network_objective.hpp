@@ -26,6 +26,7 @@
 #include <span>
 #include <vector>
 
+#include "hesse/core/rng.hpp"
 #include "hesse/data/dataset.hpp"
 #include "hesse/nn/loss.hpp"
 #include "hesse/nn/sequential.hpp"
@@ -39,6 +40,25 @@ struct NetworkObjectiveOptions {
   int threads = 0;                      ///< 0: all OpenMP threads (omp_get_max_threads)
   Index min_samples_per_thread = 64;    ///< below this, one slice with Eigen's own threading
   void validate() const;
+};
+
+/// Which labels the backward pass of a Fisher statistic uses.
+enum class FisherKind {
+  True,       ///< labels drawn from the model's predictive distribution (Martens & Grosse 2015)
+  Empirical,  ///< the data's own labels (the empirical Fisher)
+};
+
+/// Per-layer second moments of a Dense layer's inputs and output gradients,
+/// in Sequential::parameter_blocks() order (Martens & Grosse 2015, sec. 3):
+///   A[l] = mean_i abar_i abar_i^T, abar_i = [a_i; 1]: [cols + 1, cols + 1]
+///   G[l] = mean_i g_i g_i^T, g_i = d loss_i / d s_i:  [rows, rows]
+/// where a_i is the layer's input and s_i = W a_i + b its output for sample
+/// i. The block's parameters [W b] read column-major are exactly its slice
+/// of the flat vector, so its Fisher block is approximately A[l] (x) G[l].
+template <class T>
+struct KroneckerFactors {
+  std::vector<Matrix<T>> A;
+  std::vector<Matrix<T>> G;
 };
 
 template <class T>
@@ -63,6 +83,19 @@ class NetworkObjective {
   void gauss_newton_vector(const Vector<T>& x, const Vector<T>& v, Vector<T>& Gv);
   void hessian(const Vector<T>& x, Matrix<T>& H);
 
+  /// Mean loss over the selected samples (with their real labels) and the
+  /// Kronecker factors of the Fisher; also the gradient when `gradient` is
+  /// not null, from the same forward pass. The true Fisher's labels come from
+  /// `rng`, drawn in a fixed order, so results do not depend on the threads.
+  T kronecker_factors(const Vector<T>& x, FisherKind kind, Rng& rng,
+                      KroneckerFactors<T>& factors, Vector<T>* gradient);
+
+  /// The gradient of the mean loss over the selected samples with targets
+  /// drawn from the model (nn::sample_targets) instead of the data's; its
+  /// outer product estimates the Gauss-Newton matrix (Sophia's GNB
+  /// estimator). Returns the mean loss with the data's real labels.
+  T sampled_target_gradient(const Vector<T>& x, Rng& rng, Vector<T>& gradient);
+
   /// Fraction of selected samples whose predicted class is the label
   /// (classification only; for one output the threshold is 0).
   double accuracy(const Vector<T>& x);
@@ -74,7 +107,7 @@ class NetworkObjective {
   const NetworkObjectiveOptions& options() const { return options_; }
 
  private:
-  enum class Pass { Value, Gradient, HessianVector, GaussNewtonVector };
+  enum class Pass { Value, Gradient, HessianVector, GaussNewtonVector, Kronecker, SampledGradient };
 
   // Everything one thread needs for its slice of the samples.
   struct Workspace {
@@ -83,6 +116,11 @@ class NetworkObjective {
     Matrix<T> gathered_x, gathered_y;
     Vector<T> out;  // this slice's share of the gradient or product
     double loss = 0;
+    // Kronecker and sampled-target passes: this slice's sums and where its
+    // current chunk starts in the selection (to find the chunk's randoms).
+    std::vector<Matrix<T>> a_sums, g_sums;
+    Matrix<T> sampled_y;
+    Index chunk_start = 0;
   };
 
   // Runs `pass` over the selected samples; out receives the gradient or
@@ -97,6 +135,10 @@ class NetworkObjective {
   void r_forward(Workspace& ws, const T* x, const T* v, ConstRef<T> X);
   int slices_for(Index samples) const;
   void check_sizes(const Vector<T>& x, const Vector<T>* v, const char* call) const;
+  void draw_randoms(Rng& rng, bool normal);
+  void backward_pass(Workspace& ws, const T* x, ConstRef<T> X, T* out, bool collect_g);
+  // Kronecker pass over one chunk, after the forward pass.
+  void kronecker_chunk(Workspace& ws, const T* x, T* out, ConstRef<T> X, ConstRef<T> Y, T scale);
 
   Sequential<T> network_;
   LossKind loss_;
@@ -106,6 +148,9 @@ class NetworkObjective {
   std::vector<Index> batch_;
 
   std::vector<Workspace> workspaces_;  // one per thread
+  std::vector<Index> block_of_layer_;  // Dense layer -> parameter block, -1 otherwise
+  FisherKind fisher_kind_ = FisherKind::True;
+  std::vector<double> randoms_;        // per selected sample, drawn before a pass
   Vector<T> unit_, column_;
 };
 
