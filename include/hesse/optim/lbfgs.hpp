@@ -23,6 +23,7 @@
 
 #include "hesse/core/error.hpp"
 #include "hesse/linesearch/line_search.hpp"
+#include "hesse/optim/lbfgs_history.hpp"
 #include "hesse/optim/solver_loop.hpp"
 
 namespace hesse::optim {
@@ -55,34 +56,9 @@ Summary minimize(F& f, Vector<ScalarOf<F>>& x, const LbfgsOptions& options) {
   using T = ScalarOf<F>;
   options.validate();
   const Index n = x.size();
-  const int m = options.memory;
-  // Ring buffers: pair j (0 = oldest) is column (oldest + j) % m.
-  Matrix<T> s_pairs(n, m), y_pairs(n, m);
-  Vector<T> rho(m), alpha(m);
-  int oldest = 0;
-  int count = 0;
+  LbfgsHistory<T> history(n, options.memory);
   Vector<T> direction(n), x_new(n), g_new(n), s(n), y(n);
 
-  auto column = [&](int j) { return (oldest + j) % m; };
-  // Two-loop recursion (N&W Algorithm 7.4): direction = -H g.
-  auto compute_direction = [&](const Vector<T>& g) {
-    direction = g;
-    for (int j = count - 1; j >= 0; --j) {
-      const int i = column(j);
-      alpha[i] = rho[i] * s_pairs.col(i).dot(direction);
-      direction.noalias() -= alpha[i] * y_pairs.col(i);
-    }
-    if (count > 0) {
-      const int newest = column(count - 1);
-      direction *= T(1) / (rho[newest] * y_pairs.col(newest).squaredNorm());  // gamma, eq. 7.20
-    }
-    for (int j = 0; j < count; ++j) {
-      const int i = column(j);
-      const T beta = rho[i] * y_pairs.col(i).dot(direction);
-      direction.noalias() += (alpha[i] - beta) * s_pairs.col(i);
-    }
-    direction = -direction;
-  };
   auto first_step = [](const Vector<T>& g) {
     // 1 / |g|_2, so the first trial moves a unit distance (as L-BFGS-B and LBFGS++).
     const double norm = static_cast<double>(g.norm());
@@ -91,14 +67,14 @@ Summary minimize(F& f, Vector<ScalarOf<F>>& x, const LbfgsOptions& options) {
 
   auto step = [&](Evaluator<F>& evaluator, Vector<T>& x, T& fx, Vector<T>& g, int) {
     StepOutcome outcome;
-    compute_direction(g);
+    history.direction(g, direction);
     T f_new = 0;
     linesearch::LineSearchResult result =
-        linesearch::line_search(evaluator, x, fx, g, direction, count > 0 ? 1.0 : first_step(g),
+        linesearch::line_search(evaluator, x, fx, g, direction, history.size() > 0 ? 1.0 : first_step(g),
                                 options.line_search, x_new, f_new, g_new);
     outcome.line_search_trials = result.trials;
-    if (!result.success && count > 0) {
-      count = 0;
+    if (!result.success && history.size() > 0) {
+      history.clear();
       outcome.event = "history reset";
       direction = -g;
       result = linesearch::line_search(evaluator, x, fx, g, direction, first_step(g),
@@ -119,23 +95,12 @@ Summary minimize(F& f, Vector<ScalarOf<F>>& x, const LbfgsOptions& options) {
     g.swap(g_new);
     fx = f_new;
 
-    const T sy = s.dot(y);
-    if (!(static_cast<double>(sy) >
-          options.curvature_threshold * static_cast<double>(s.norm() * y.norm()))) {
+    if (!history.push(s, y, options.curvature_threshold)) {
       if (outcome.event.empty())
         outcome.event = "curvature pair skipped";
       else
         evaluator.event("curvature pair skipped");
-      return outcome;
     }
-    const int slot = count < m ? column(count) : oldest;
-    s_pairs.col(slot) = s;
-    y_pairs.col(slot) = y;
-    rho[slot] = T(1) / sy;
-    if (count < m)
-      ++count;
-    else
-      oldest = (oldest + 1) % m;
     return outcome;
   };
   return run_solver("lbfgs", f, x, options.termination, options.callback, step);

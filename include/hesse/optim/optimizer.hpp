@@ -50,6 +50,8 @@ class StochasticObjective {
   virtual Index num_samples() const = 0;
   /// Restricts every following evaluation to these samples.
   virtual void select_batch(std::span<const Index> indices) = 0;
+  /// Evaluates on every sample again (full-batch methods), without gathering.
+  virtual void select_all() = 0;
 
   /// Mean loss over the selected samples (plus any regularisation); the
   /// gradient is skipped when `gradient` is null.

@@ -29,6 +29,7 @@ class StochasticAdapter final : public StochasticObjective<typename F::Scalar> {
   Index dimension() const override { return f_.dimension(); }
   Index num_samples() const override { return f_.num_samples(); }
   void select_batch(std::span<const Index> indices) override { f_.select_batch(indices); }
+  void select_all() override { f_.select_all(); }
   T value_and_gradient(const Vector<T>& x, Vector<T>* gradient) override {
     return f_.value_and_gradient(x, gradient);
   }
