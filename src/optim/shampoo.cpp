@@ -1,0 +1,453 @@
+#include "hesse/optim/shampoo.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "hesse/core/error.hpp"
+#include "hesse/optim/adahessian.hpp"
+#include "hesse/optim/sophia.hpp"
+
+namespace hesse::optim {
+
+namespace {
+
+[[noreturn]] void fail(const char* field, double value, const char* rule) {
+  std::ostringstream message;
+  message << "shampoo." << field << " = " << value << ": " << rule;
+  throw InvalidArgument(message.str());
+}
+
+// Keeps the preconditioner finite when a statistic is zero (a layer whose
+// gradient has always been zero); distributed_shampoo's floor on lambda_max.
+constexpr double kSmallestLargestEigenvalue = 1e-16;
+// Guards the grafting ratio |a| / |P| against P = 0 (then a = 0 too).
+constexpr double kNormFloor = 1e-16;
+
+}  // namespace
+
+void ShampooOptions::validate() const {
+  if (!(learning_rate >= 0 && std::isfinite(learning_rate)))
+    fail("learning_rate", learning_rate, "must be finite and >= 0");
+  if (!(beta1 >= 0 && beta1 < 1)) fail("beta1", beta1, "must be in [0, 1)");
+  if (!(beta2 > 0 && beta2 <= 1)) fail("beta2", beta2, "must be in (0, 1] (1: sums)");
+  if (!(epsilon > 0 && std::isfinite(epsilon))) fail("epsilon", epsilon, "must be finite and > 0");
+  if (inverse_every < 1) fail("inverse_every", double(inverse_every), "must be >= 1");
+  if (block_size < 1) fail("block_size", double(block_size), "must be >= 1");
+  if (graft != ShampooGraft::Adagrad && graft != ShampooGraft::Adam)
+    fail("graft", double(static_cast<int>(graft)), "must be 0 (adagrad) or 1 (adam)");
+  if (graft == ShampooGraft::Adam && beta2 == 1)
+    fail("beta2", beta2,
+         "Adam grafting (graft = 1) needs beta2 < 1, its second moment is a moving average; "
+         "use graft = 0 (adagrad) for sums");
+  if (!(graft_epsilon > 0 && std::isfinite(graft_epsilon)))
+    fail("graft_epsilon", graft_epsilon, "must be finite and > 0");
+  if (start_preconditioning_step < 1)
+    fail("start_preconditioning_step", double(start_preconditioning_step), "must be >= 1");
+  if (!(weight_decay >= 0 && std::isfinite(weight_decay)))
+    fail("weight_decay", weight_decay, "must be finite and >= 0");
+}
+
+ShampooOptions ShampooOptions::from_settings(const OptimizerSettings& settings) {
+  ShampooOptions o;
+  SettingsReader r("shampoo", settings);
+  r.read("lr", o.learning_rate);
+  r.read("beta1", o.beta1);
+  r.read("beta2", o.beta2);
+  r.read("eps", o.epsilon);
+  r.read("relative_eps", o.relative_epsilon);
+  r.read("inverse_every", o.inverse_every);
+  r.read("block_size", o.block_size);
+  int graft = static_cast<int>(o.graft);
+  r.read("graft", graft);
+  o.graft = static_cast<ShampooGraft>(graft);
+  r.read("graft_eps", o.graft_epsilon);
+  r.read("start_preconditioning_step", o.start_preconditioning_step);
+  r.read("weight_decay", o.weight_decay);
+  r.finish();
+  o.validate();
+  return o;
+}
+
+template <class T>
+Shampoo<T>::Shampoo(ShampooOptions options) : options_(options) {
+  options_.validate();
+}
+
+template <class T>
+void Shampoo<T>::set_learning_rate(double lr) {
+  ShampooOptions changed = options_;
+  changed.learning_rate = lr;
+  changed.validate();
+  options_ = changed;
+}
+
+template <class T>
+std::vector<typename Shampoo<T>::BlockLayout> Shampoo<T>::block_layout() const {
+  std::vector<BlockLayout> out;
+  if (!layout_ready_) return out;
+  for (const Block& b : blocks_) {
+    const Layer& l = layers_[static_cast<std::size_t>(b.layer)];
+    out.push_back({b.layer, l.offset, l.rows, l.cols, b.row_begin, b.rows, b.col_begin, b.cols});
+  }
+  return out;
+}
+
+// Layers from the objective's parameter blocks, then their blocks. When
+// load_state came first, blocks_ already holds the statistics and only
+// their places are filled in (after checking the shapes agree).
+template <class T>
+void Shampoo<T>::prepare(const StochasticObjective<T>& f, Index dimension) {
+  layers_.clear();
+  const std::vector<ParameterBlock> parameter_blocks = f.parameter_blocks();
+  if (parameter_blocks.empty()) layers_.push_back({0, dimension, 1});
+  for (const ParameterBlock& p : parameter_blocks) {
+    if (p.bias_offset == p.weight_offset + p.rows * p.cols) {
+      layers_.push_back({p.weight_offset, p.rows, p.cols + 1});
+    } else {
+      layers_.push_back({p.weight_offset, p.rows, p.cols});
+      if (p.bias_offset >= 0) layers_.push_back({p.bias_offset, p.rows, 1});
+    }
+  }
+  std::vector<std::pair<Index, Index>> ranges;
+  for (const Layer& l : layers_) {
+    if (l.rows < 1 || l.cols < 1 || l.offset < 0 || l.offset + l.rows * l.cols > dimension)
+      throw InvalidArgument("shampoo: a parameter block [" + std::to_string(l.rows) + ", " +
+                            std::to_string(l.cols) + "] at offset " + std::to_string(l.offset) +
+                            " does not fit in the " + std::to_string(dimension) + " parameters");
+    ranges.emplace_back(l.offset, l.offset + l.rows * l.cols);
+  }
+  std::sort(ranges.begin(), ranges.end());
+  uncovered_.clear();
+  Index covered = 0;
+  for (const auto& [begin, end] : ranges) {
+    if (begin < covered)
+      throw InvalidArgument("shampoo: parameter blocks overlap at offset " + std::to_string(begin));
+    if (begin > covered) uncovered_.emplace_back(covered, begin);
+    covered = end;
+  }
+  if (covered < dimension) uncovered_.emplace_back(covered, dimension);
+
+  std::vector<Block> fresh;
+  const Index size = options_.block_size;
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    const Layer& layer = layers_[l];
+    for (Index r = 0; r < layer.rows; r += size)
+      for (Index c = 0; c < layer.cols; c += size) {
+        Block b;
+        b.layer = static_cast<Index>(l);
+        b.row_begin = r;
+        b.rows = std::min(size, layer.rows - r);
+        b.col_begin = c;
+        b.cols = std::min(size, layer.cols - c);
+        fresh.push_back(std::move(b));
+      }
+  }
+  if (!blocks_.empty()) {
+    bool same = blocks_.size() == fresh.size();
+    for (std::size_t k = 0; same && k < fresh.size(); ++k)
+      same = blocks_[k].left.rows() == fresh[k].rows && blocks_[k].right.rows() == fresh[k].cols;
+    if (!same)
+      throw InvalidArgument("shampoo: the loaded state's " + std::to_string(blocks_.size()) +
+                            " blocks do not match this objective's " +
+                            std::to_string(fresh.size()) + " blocks of block_size " +
+                            std::to_string(size));
+    for (std::size_t k = 0; k < fresh.size(); ++k) {
+      fresh[k].left.swap(blocks_[k].left);
+      fresh[k].right.swap(blocks_[k].right);
+      fresh[k].left_root.swap(blocks_[k].left_root);
+      fresh[k].right_root.swap(blocks_[k].right_root);
+    }
+  } else {
+    for (Block& b : fresh) {
+      b.left.setZero(b.rows, b.rows);
+      b.right.setZero(b.cols, b.cols);
+      b.left_root.setIdentity(b.rows, b.rows);
+      b.right_root.setIdentity(b.cols, b.cols);
+    }
+  }
+  for (Block& b : fresh) b.product.resize(b.rows, b.cols);
+  blocks_.swap(fresh);
+  root_failed_.assign(2 * blocks_.size(), 0);
+  workspaces_.resize(static_cast<std::size_t>(omp_get_max_threads()));
+  if (momentum_.size() == 0) {
+    momentum_.setZero(dimension);
+    graft_accumulator_.setZero(dimension);
+  }
+  graft_direction_.resize(dimension);
+  direction_.resize(dimension);
+  dimension_ = dimension;
+  layout_ready_ = true;
+}
+
+// (S + e I)^{-1/4} = V diag((max(lambda, 0) + e)^{-1/4}) V^T from the
+// eigendecomposition S = V diag(lambda) V^T, in double; `root` is written
+// only on success.
+template <class T>
+bool Shampoo<T>::inverse_root(const Matrix<T>& statistic, Matrix<T>& root,
+                              RootWorkspace& ws) const {
+  ws.statistic = statistic.template cast<double>();
+  ws.solver.compute(ws.statistic, Eigen::ComputeEigenvectors);
+  if (ws.solver.info() != Eigen::Success || !ws.solver.eigenvalues().allFinite()) return false;
+  const Vector<double>& lambda = ws.solver.eigenvalues();
+  const double largest = std::max(lambda.maxCoeff(), 0.0);
+  const double ridge =
+      options_.relative_epsilon
+          ? options_.epsilon * std::max(largest, kSmallestLargestEigenvalue)
+          : options_.epsilon;
+  ws.scaled = ws.solver.eigenvectors();
+  for (Index j = 0; j < lambda.size(); ++j)
+    ws.scaled.col(j) *= std::pow(std::max(lambda[j], 0.0) + ridge, -0.25);
+  ws.root.noalias() = ws.scaled * ws.solver.eigenvectors().transpose();
+  if (!ws.root.allFinite()) return false;
+  root = ws.root.template cast<T>();
+  return true;
+}
+
+template <class T>
+StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x,
+                            std::span<const Index> batch) {
+  if (dimension_ >= 0 && x.size() != dimension_)
+    throw InvalidArgument("shampoo: the optimizer's state holds " + std::to_string(dimension_) +
+                          " parameters, x has " + std::to_string(x.size()));
+  StepResult result;
+  f.select_batch(batch);
+  const T loss = f.value_and_gradient(x, &gradient_);
+  result.loss = static_cast<double>(loss);
+  const double squared_norm = gradient_.template cast<double>().squaredNorm();
+  result.gradient_norm = std::sqrt(squared_norm);
+  result.gradient_evaluations = 1;
+  // A finite T-precision squared norm also bounds every entry of G G^T.
+  if (!std::isfinite(result.loss) || !gradient_.allFinite() ||
+      !std::isfinite(gradient_.squaredNorm())) {
+    result.accepted = false;
+    result.event = "non-finite loss or gradient: step rejected, x and state unchanged";
+    return result;
+  }
+  if (!layout_ready_) prepare(f, x.size());
+
+  const std::int64_t t = this->steps_ + 1;
+  const T beta2 = T(options_.beta2);
+  const T epsilon_graft = T(options_.graft_epsilon);
+  if (options_.graft == ShampooGraft::Adagrad) {
+    graft_accumulator_.array() += gradient_.array().square();
+    graft_direction_.array() =
+        gradient_.array() / (graft_accumulator_.array().sqrt() + epsilon_graft);
+  } else {
+    graft_accumulator_.array() =
+        beta2 * graft_accumulator_.array() + (T(1) - beta2) * gradient_.array().square();
+    const T correction = T(1 - std::pow(options_.beta2, static_cast<double>(t)));
+    graft_direction_.array() =
+        gradient_.array() / ((graft_accumulator_.array() / correction).sqrt() + epsilon_graft);
+  }
+
+  const Index num_blocks = static_cast<Index>(blocks_.size());
+  const T weight = options_.beta2 < 1 ? T(1) - beta2 : T(1);
+  // Gupta et al. Alg. 1 lines 4-5 (as moving averages: Anil et al. sec. 3).
+#pragma omp parallel for schedule(dynamic, 1) if (num_blocks > 1)
+  for (Index k = 0; k < num_blocks; ++k) {
+    Block& b = blocks_[static_cast<std::size_t>(k)];
+    const Layer& l = layers_[static_cast<std::size_t>(b.layer)];
+    const auto G =
+        ConstMatrixMap<T>(gradient_.data() + l.offset, l.rows, l.cols)
+            .block(b.row_begin, b.col_begin, b.rows, b.cols);
+    if (options_.beta2 < 1) {
+      b.left.template triangularView<Eigen::Lower>() *= beta2;
+      b.right.template triangularView<Eigen::Lower>() *= beta2;
+    }
+    b.left.template selfadjointView<Eigen::Lower>().rankUpdate(G, weight);
+    b.right.template selfadjointView<Eigen::Lower>().rankUpdate(G.transpose(), weight);
+  }
+
+  const Index start = options_.start_preconditioning_step;
+  const bool preconditioned = t >= start;
+  if (preconditioned && (t - start) % options_.inverse_every == 0) {
+#pragma omp parallel for schedule(dynamic, 1) if (num_blocks > 0)
+    for (Index j = 0; j < 2 * num_blocks; ++j) {
+      Block& b = blocks_[static_cast<std::size_t>(j / 2)];
+      RootWorkspace& ws = workspaces_[static_cast<std::size_t>(omp_get_thread_num())];
+      const bool ok = j % 2 == 0 ? inverse_root(b.left, b.left_root, ws)
+                                 : inverse_root(b.right, b.right_root, ws);
+      root_failed_[static_cast<std::size_t>(j)] = ok ? 0 : 1;
+    }
+    const auto failed = std::count(root_failed_.begin(), root_failed_.end(), 1);
+    if (failed > 0)
+      result.event = std::to_string(failed) +
+                     " inverse root(s) failed (non-finite or no convergence): previous "
+                     "roots kept";
+  }
+
+  if (preconditioned) {
+#pragma omp parallel for schedule(dynamic, 1) if (num_blocks > 1)
+    for (Index k = 0; k < num_blocks; ++k) {
+      Block& b = blocks_[static_cast<std::size_t>(k)];
+      const Layer& l = layers_[static_cast<std::size_t>(b.layer)];
+      const auto G =
+          ConstMatrixMap<T>(gradient_.data() + l.offset, l.rows, l.cols)
+              .block(b.row_begin, b.col_begin, b.rows, b.cols);
+      b.product.noalias() = b.left_root * G;
+      MatrixMap<T>(direction_.data() + l.offset, l.rows, l.cols)
+          .block(b.row_begin, b.col_begin, b.rows, b.cols)
+          .noalias() = b.product * b.right_root;
+    }
+    // Layer-wise grafting (Agarwal et al. 2020): Shampoo's direction with the
+    // length of the grafting optimizer's.
+    for (const Layer& l : layers_) {
+      const Index size = l.rows * l.cols;
+      auto p = direction_.segment(l.offset, size);
+      const double graft_norm =
+          std::sqrt(static_cast<double>(graft_direction_.segment(l.offset, size).squaredNorm()));
+      const double shampoo_norm = std::sqrt(static_cast<double>(p.squaredNorm()));
+      p *= T(graft_norm / (shampoo_norm + kNormFloor));
+    }
+    for (const auto& [begin, end] : uncovered_)
+      direction_.segment(begin, end - begin) = graft_direction_.segment(begin, end - begin);
+  } else {
+    direction_ = graft_direction_;
+  }
+  if (options_.weight_decay != 0) direction_ += T(options_.weight_decay) * x;
+  const T beta1 = T(options_.beta1);
+  momentum_.array() = beta1 * momentum_.array() + (T(1) - beta1) * direction_.array();
+  x -= T(options_.learning_rate) * momentum_;
+  this->steps_ = t;
+  return result;
+}
+
+template <class T>
+void Shampoo<T>::save_state(StateDict& state) const {
+  state.scalars["shampoo.step"] = static_cast<double>(this->steps_);
+  if (dimension_ < 0) return;
+  state.put("shampoo.momentum", momentum_);
+  state.put("shampoo.graft_accumulator", graft_accumulator_);
+  state.scalars["shampoo.blocks"] = static_cast<double>(blocks_.size());
+  for (std::size_t k = 0; k < blocks_.size(); ++k) {
+    const Block& b = blocks_[k];
+    const std::string index = std::to_string(k);
+    state.put("shampoo.left." + index, Matrix<T>(b.left.template selfadjointView<Eigen::Lower>()));
+    state.put("shampoo.right." + index,
+              Matrix<T>(b.right.template selfadjointView<Eigen::Lower>()));
+    state.put("shampoo.left_root." + index, b.left_root);
+    state.put("shampoo.right_root." + index, b.right_root);
+  }
+}
+
+namespace {
+
+// A square matrix stored as `name`; its side is the root of its length.
+template <class T>
+void load_square(const StateDict& state, const std::string& name, Matrix<T>& m) {
+  const std::size_t length = state.array(name).size();
+  const auto side = static_cast<Index>(std::llround(std::sqrt(static_cast<double>(length))));
+  if (static_cast<std::size_t>(side * side) != length || side < 1)
+    throw InvalidArgument("state: array '" + name + "' has " + std::to_string(length) +
+                          " values, not a square matrix");
+  m.resize(side, side);
+  state.get(name, m);
+}
+
+}  // namespace
+
+template <class T>
+void Shampoo<T>::load_state(const StateDict& state) {
+  const double step = state.scalar("shampoo.step");
+  if (!(step >= 0 && step == std::floor(step) && step < 0x1p62))
+    throw InvalidArgument("state: scalar 'shampoo.step' = " + std::to_string(step) +
+                          " is not a step count");
+  if (!state.has_array("shampoo.momentum")) {
+    reset();
+    this->steps_ = static_cast<std::int64_t>(step);
+    return;
+  }
+  const Index n = static_cast<Index>(state.array("shampoo.momentum").size());
+  if (dimension_ >= 0 && n != dimension_)
+    throw InvalidArgument("state: array 'shampoo.momentum' has " + std::to_string(n) +
+                          " values, the optimizer has " + std::to_string(dimension_) +
+                          " parameters");
+  Vector<T> momentum(n), accumulator(n);
+  state.get("shampoo.momentum", momentum);
+  state.get("shampoo.graft_accumulator", accumulator);
+  const double count = state.scalar("shampoo.blocks");
+  if (!(count >= 0 && count == std::floor(count) && count < 1e9))
+    throw InvalidArgument("state: scalar 'shampoo.blocks' = " + std::to_string(count) +
+                          " is not a count");
+  std::vector<Block> blocks(static_cast<std::size_t>(count));
+  for (std::size_t k = 0; k < blocks.size(); ++k) {
+    Block& b = blocks[k];
+    const std::string index = std::to_string(k);
+    load_square(state, "shampoo.left." + index, b.left);
+    load_square(state, "shampoo.right." + index, b.right);
+    load_square(state, "shampoo.left_root." + index, b.left_root);
+    load_square(state, "shampoo.right_root." + index, b.right_root);
+    if (b.left_root.rows() != b.left.rows() || b.right_root.rows() != b.right.rows())
+      throw InvalidArgument("state: block " + index + "'s roots and statistics differ in size");
+    b.rows = b.left.rows();
+    b.cols = b.right.rows();
+  }
+  if (layout_ready_) {
+    bool same = blocks.size() == blocks_.size();
+    for (std::size_t k = 0; same && k < blocks.size(); ++k)
+      same = blocks[k].rows == blocks_[k].rows && blocks[k].cols == blocks_[k].cols;
+    if (!same)
+      throw InvalidArgument("shampoo: the state's " + std::to_string(blocks.size()) +
+                            " blocks do not match the optimizer's " +
+                            std::to_string(blocks_.size()));
+    for (std::size_t k = 0; k < blocks.size(); ++k) {
+      blocks_[k].left.swap(blocks[k].left);
+      blocks_[k].right.swap(blocks[k].right);
+      blocks_[k].left_root.swap(blocks[k].left_root);
+      blocks_[k].right_root.swap(blocks[k].right_root);
+    }
+  } else {
+    blocks_.swap(blocks);
+  }
+  momentum_.swap(momentum);
+  graft_accumulator_.swap(accumulator);
+  dimension_ = n;
+  this->steps_ = static_cast<std::int64_t>(step);
+}
+
+template <class T>
+void Shampoo<T>::reset() {
+  dimension_ = -1;
+  layout_ready_ = false;
+  layers_.clear();
+  blocks_.clear();
+  uncovered_.clear();
+  momentum_.resize(0);
+  graft_accumulator_.resize(0);
+  this->steps_ = 0;
+}
+
+template <class T>
+std::unique_ptr<Optimizer<T>> make_preconditioned(const std::string& name,
+                                                  const OptimizerSettings& settings) {
+  if (name == "shampoo") return std::make_unique<Shampoo<T>>(ShampooOptions::from_settings(settings));
+  if (name == "adahessian")
+    return std::make_unique<AdaHessian<T>>(AdaHessianOptions::from_settings(settings));
+  if (name == "sophia") return std::make_unique<Sophia<T>>(SophiaOptions::from_settings(settings));
+  return nullptr;
+}
+
+std::vector<std::pair<std::string, std::string>> preconditioned_catalogue() {
+  return {
+      {"shampoo",
+       "Shampoo: Kronecker-factored inverse 4th roots per layer, grafted to Adam or AdaGrad "
+       "(Gupta et al. 2018; Anil et al. 2020)"},
+      {"adahessian",
+       "AdaHessian: Adam with a Hutchinson estimate of the Hessian diagonal (Yao et al. 2021)"},
+      {"sophia",
+       "Sophia: clipped momentum over a Gauss-Newton-Bartlett or Hutchinson diagonal (Liu et al. "
+       "2023)"},
+  };
+}
+
+template class Shampoo<float>;
+template class Shampoo<double>;
+template std::unique_ptr<Optimizer<float>> make_preconditioned<float>(const std::string&,
+                                                                      const OptimizerSettings&);
+template std::unique_ptr<Optimizer<double>> make_preconditioned<double>(const std::string&,
+                                                                        const OptimizerSettings&);
+
+}  // namespace hesse::optim
