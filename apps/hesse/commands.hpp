@@ -16,5 +16,7 @@ void add_datasets_command(CLI::App& app);
 void add_check_command(CLI::App& app);
 void add_minimize_command(CLI::App& app);
 void add_train_command(CLI::App& app);
+void add_compare_command(CLI::App& app);
+void add_optimizers_command(CLI::App& app);
 
 }  // namespace hesse::cli

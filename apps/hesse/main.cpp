@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   hesse::cli::add_check_command(app);
   hesse::cli::add_minimize_command(app);
   hesse::cli::add_train_command(app);
+  hesse::cli::add_compare_command(app);
+  hesse::cli::add_optimizers_command(app);
 
   try {
     app.parse(argc, argv);
