@@ -28,7 +28,8 @@ TEST(HtmlReport, InlinesChartJsEmbedsTheRunsAndEscapesText) {
   const std::string html = html_report(info, two_runs(), std::string("/*CHARTJS*/ </script>"));
   EXPECT_NE(html.find("/*CHARTJS*/"), std::string::npos);
   EXPECT_NE(html.find("&lt;k&gt;fac"), std::string::npos) << "names are escaped in the table";
-  EXPECT_EQ(html.find("<k>fac"), std::string::npos);
+  EXPECT_EQ(html.find("<td><k>fac"), std::string::npos);
+  EXPECT_NE(html.find("\"optimizer\":\"<k>fac\""), std::string::npos) << "raw in the chart data";
   EXPECT_NE(html.find("const target = 0.87"), std::string::npos);
   EXPECT_NE(html.find("\"test_accuracy\":0.85"), std::string::npos);
   EXPECT_NE(html.find("\"train_loss\":null"), std::string::npos) << "NaN becomes null";
@@ -36,6 +37,14 @@ TEST(HtmlReport, InlinesChartJsEmbedsTheRunsAndEscapesText) {
   EXPECT_NE(html.find("time limit"), std::string::npos);
   for (const char* id : {"acc_time", "acc_epoch", "test_loss_time", "train_loss_epoch"})
     EXPECT_NE(html.find(std::string("id=\"") + id + "\""), std::string::npos) << id;
+}
+
+TEST(HtmlReport, ChartDataCannotCloseItsScriptElement) {
+  auto runs = two_runs();
+  runs[0].optimizer = "a</script><b>";
+  const std::string html = html_report({}, runs, std::string("/*CHARTJS*/"));
+  EXPECT_EQ(html.find("a</script>"), std::string::npos);
+  EXPECT_NE(html.find("a<\\/script>"), std::string::npos);
 }
 
 TEST(HtmlReport, WithoutChartJsKeepsTheTableAndSaysWhy) {
