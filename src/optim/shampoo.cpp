@@ -26,6 +26,22 @@ constexpr double kSmallestLargestEigenvalue = 1e-16;
 // Guards the grafting ratio |a| / |P| against P = 0 (then a = 0 too).
 constexpr double kNormFloor = 1e-16;
 
+// The per-step products (a few block_size^3 each) run on the calling thread
+// with Eigen kept to one thread. An OpenMP region around them, or Eigen's
+// own threads inside each small product, made a step up to ten times slower
+// on a shared two-core machine: a barrier waits for a descheduled thread
+// (docs/optimizers-shampoo.md, "Cost").
+class SingleThreadedProducts {
+ public:
+  SingleThreadedProducts() : saved_(omp_get_max_threads()) { omp_set_num_threads(1); }
+  ~SingleThreadedProducts() { omp_set_num_threads(saved_); }
+  SingleThreadedProducts(const SingleThreadedProducts&) = delete;
+  SingleThreadedProducts& operator=(const SingleThreadedProducts&) = delete;
+
+ private:
+  int saved_;
+};
+
 }  // namespace
 
 void ShampooOptions::validate() const {
@@ -246,24 +262,38 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x,
   const Index num_blocks = static_cast<Index>(blocks_.size());
   const T weight = options_.beta2 < 1 ? T(1) - beta2 : T(1);
   // Gupta et al. Alg. 1 lines 4-5 (as moving averages: Anil et al. sec. 3).
-#pragma omp parallel for schedule(dynamic, 1) if (num_blocks > 1)
-  for (Index k = 0; k < num_blocks; ++k) {
-    Block& b = blocks_[static_cast<std::size_t>(k)];
+  const auto update_statistics = [&](Block& b) {
     const Layer& l = layers_[static_cast<std::size_t>(b.layer)];
-    const auto G =
-        ConstMatrixMap<T>(gradient_.data() + l.offset, l.rows, l.cols)
-            .block(b.row_begin, b.col_begin, b.rows, b.cols);
+    const auto G = ConstMatrixMap<T>(gradient_.data() + l.offset, l.rows, l.cols)
+                       .block(b.row_begin, b.col_begin, b.rows, b.cols);
     if (options_.beta2 < 1) {
       b.left.template triangularView<Eigen::Lower>() *= beta2;
       b.right.template triangularView<Eigen::Lower>() *= beta2;
     }
     b.left.template selfadjointView<Eigen::Lower>().rankUpdate(G, weight);
     b.right.template selfadjointView<Eigen::Lower>().rankUpdate(G.transpose(), weight);
-  }
+  };
+  // Gupta et al. Alg. 1 line 6, into the block's place in direction_.
+  const auto precondition = [&](Block& b) {
+    const Layer& l = layers_[static_cast<std::size_t>(b.layer)];
+    const auto G = ConstMatrixMap<T>(gradient_.data() + l.offset, l.rows, l.cols)
+                       .block(b.row_begin, b.col_begin, b.rows, b.cols);
+    b.product.noalias() = b.left_root * G;
+    MatrixMap<T>(direction_.data() + l.offset, l.rows, l.cols)
+        .block(b.row_begin, b.col_begin, b.rows, b.cols)
+        .noalias() = b.product * b.right_root;
+  };
 
   const Index start = options_.start_preconditioning_step;
   const bool preconditioned = t >= start;
-  if (preconditioned && (t - start) % options_.inverse_every == 0) {
+  const bool refresh = preconditioned && (t - start) % options_.inverse_every == 0;
+  if (refresh) {
+    {
+      SingleThreadedProducts guard;
+      for (Block& b : blocks_) update_statistics(b);
+    }
+    // The eigendecompositions are the expensive part and independent: one
+    // OpenMP region for all of them.
 #pragma omp parallel for schedule(dynamic, 1) if (num_blocks > 0)
     for (Index j = 0; j < 2 * num_blocks; ++j) {
       Block& b = blocks_[static_cast<std::size_t>(j / 2)];
@@ -278,20 +308,14 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x,
                      " inverse root(s) failed (non-finite or no convergence): previous "
                      "roots kept";
   }
-
-  if (preconditioned) {
-#pragma omp parallel for schedule(dynamic, 1) if (num_blocks > 1)
-    for (Index k = 0; k < num_blocks; ++k) {
-      Block& b = blocks_[static_cast<std::size_t>(k)];
-      const Layer& l = layers_[static_cast<std::size_t>(b.layer)];
-      const auto G =
-          ConstMatrixMap<T>(gradient_.data() + l.offset, l.rows, l.cols)
-              .block(b.row_begin, b.col_begin, b.rows, b.cols);
-      b.product.noalias() = b.left_root * G;
-      MatrixMap<T>(direction_.data() + l.offset, l.rows, l.cols)
-          .block(b.row_begin, b.col_begin, b.rows, b.cols)
-          .noalias() = b.product * b.right_root;
+  {
+    SingleThreadedProducts guard;
+    for (Block& b : blocks_) {
+      if (!refresh) update_statistics(b);
+      if (preconditioned) precondition(b);
     }
+  }
+  if (preconditioned) {
     // Layer-wise grafting (Agarwal et al. 2020): Shampoo's direction with the
     // length of the grafting optimizer's.
     for (const Layer& l : layers_) {
