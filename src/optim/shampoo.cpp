@@ -187,7 +187,6 @@ void Shampoo<T>::prepare(const StochasticObjective<T>& f, Index dimension) {
   for (Block& b : fresh) b.product.resize(b.rows, b.cols);
   blocks_.swap(fresh);
   root_failed_.assign(2 * blocks_.size(), 0);
-  workspaces_.resize(static_cast<std::size_t>(omp_get_max_threads()));
   if (momentum_.size() == 0) {
     momentum_.setZero(dimension);
     graft_accumulator_.setZero(dimension);
@@ -294,7 +293,10 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x,
     }
     // The eigendecompositions are the expensive part and independent: one
     // OpenMP region for all of them.
-#pragma omp parallel for schedule(dynamic, 1) if (num_blocks > 0)
+    const int threads = omp_get_max_threads();
+    if (workspaces_.size() < static_cast<std::size_t>(threads))
+      workspaces_.resize(static_cast<std::size_t>(threads));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
     for (Index j = 0; j < 2 * num_blocks; ++j) {
       Block& b = blocks_[static_cast<std::size_t>(j / 2)];
       RootWorkspace& ws = workspaces_[static_cast<std::size_t>(omp_get_thread_num())];

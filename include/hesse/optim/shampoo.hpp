@@ -18,13 +18,15 @@
 // K-FAC's homogeneous coordinates, so the bias shares the rows' left
 // statistic. A bias stored apart from its weight is its own [rows, 1]
 // matrix; parameters outside every parameter block take the grafting step;
-// an objective without parameter blocks is one [n, 1] matrix. A step costs
-// one batch gradient; every `inverse_every` steps it also computes two
-// symmetric eigendecompositions per block (in double), which allocate inside
-// Eigen. Other steps allocate nothing after the first. A loss or gradient
-// with NaN/Inf rejects the step (accepted = false, an event) and leaves x and
-// the state as they were; an inverse root that fails keeps the previous one
-// (an event).
+// an objective without parameter blocks is one [n, 1] matrix.
+//
+// A step costs one batch gradient and four products per block, on the
+// calling thread; every `inverse_every` steps it also computes two symmetric
+// eigendecompositions per block (in double, over the OpenMP threads), which
+// allocate inside Eigen. Other steps allocate nothing after the first. A
+// loss or gradient with NaN/Inf rejects the step (accepted = false, an
+// event) and leaves x and the state as they were; an inverse root that
+// fails keeps the previous one (an event).
 #pragma once
 
 #include <Eigen/Eigenvalues>
@@ -159,7 +161,7 @@ class Shampoo final : public Optimizer<T> {
   std::vector<Layer> layers_;
   std::vector<Block> blocks_;
   std::vector<std::pair<Index, Index>> uncovered_;  // [begin, end) outside every layer
-  std::vector<RootWorkspace> workspaces_;           // one per OpenMP thread
+  std::vector<RootWorkspace> workspaces_;           // one per OpenMP thread of a refresh
   std::vector<char> root_failed_;                   // per statistic, this step
   Vector<T> gradient_, graft_accumulator_, graft_direction_, direction_, momentum_;
 };
