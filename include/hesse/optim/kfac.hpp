@@ -1,0 +1,218 @@
+// K-FAC: Kronecker-factored approximate curvature (Martens & Grosse 2015).
+//
+// Each Dense layer's block of the Fisher is approximated by A (x) G, with
+//   A = E[abar abar^T], abar = [a; 1] the layer's input (and a 1 for the bias),
+//   G = E[g g^T],       g the gradient of a sample's loss in the layer's output,
+// (M&G sec. 3), so the block's natural-gradient step is a pair of small
+// matrix products, V = G^-1 grad[W b] A^-1 (M&G sec. 4.2).
+//
+//   hesse::optim::Kfac<float> kfac({.learning_rate = 1e-2, .damping = 1e-3});
+//   hesse::optim::StochasticAdapter<hesse::nn::NetworkObjective<float>> f(objective);
+//   for (auto batch : batches) kfac.step(f, x, batch);
+//
+// One step, with lambda = damping and eta = weight_decay:
+//   1. Every statistics_every steps: the batch's A, G and gradient from one
+//      forward and two backward passes (NetworkObjective::kronecker_factors),
+//      folded into exponential moving averages (M&G sec. 5; the first update
+//      initialises them). Other steps: the gradient only.
+//   2. grad += eta x (L2 weight decay, coupled: it is part of the objective
+//      whose curvature K-FAC approximates; M&G sec. 6.3 add its eta to
+//      the damping).
+//   3. Every inverse_every steps: the damped inverses. Cholesky variant,
+//      factored Tikhonov damping (M&G sec. 6.3):
+//        gamma = sqrt(lambda + eta),
+//        pi    = sqrt((tr(A) / dim A) / (tr(G) / dim G)),
+//        A^-1 <- (A + pi gamma I)^-1,   G^-1 <- (G + gamma / pi I)^-1.
+//      Eigen variant: A = Q_A diag(d_A) Q_A^T, G = Q_G diag(d_G) Q_G^T and
+//      the exact Tikhonov damping of the Kronecker product (as in the PyTorch
+//      implementation of Wang et al., KFAC-Pytorch):
+//        (A (x) G + (lambda + eta) I)^-1 vec(grad)
+//          = vec(Q_G [(Q_G^T grad Q_A) ./ (d_G d_A^T + lambda + eta)] Q_A^T).
+//   4. V = G^-1 grad[W b] A^-1 per Dense block (two GEMMs, four for the
+//      eigen variant); parameters outside Dense blocks get V = grad.
+//   5. KL / norm constraint (Ba, Grosse & Martens 2017): V *= nu,
+//      nu = min(1, sqrt(kl_clip / (lr^2 V^T grad))).
+//   6. Momentum on the preconditioned step, as torch.optim.SGD:
+//      b = momentum b + V (b = V on the first step), x <- x - lr b.
+//   7. With adaptive_damping, every damping_every steps: the reduction ratio
+//      of the step delta taken,
+//        rho = (h(x + delta) - h(x)) / (grad^T delta + 1/2 delta^T (F + eta I) delta),
+//      with F the exact Gauss-Newton matrix of the batch (M&G sec. 6.5; one
+//      extra loss evaluation and one Gauss-Newton-vector product), and
+//      lambda <- omega lambda if rho > 3/4, lambda <- lambda / omega if
+//      rho < 1/4, omega = (19/20)^damping_every. A step whose model change
+//      is >= 0 (the learning rate overshoots the model's minimiser by more
+//      than twice) counts as rho = -inf. With the Cholesky variant
+//      a new lambda takes effect at the next inverse refresh (as in M&G); the
+//      eigen variant uses it at once.
+//
+// Numerical trouble (NaN/Inf in the loss, gradient, factors or update; a
+// Cholesky or eigen failure; a non-finite loss after the step) rejects the
+// step: x, the averages, the momentum and the step count stay as they were,
+// damping is multiplied by failure_damping_factor, the inverses are
+// recomputed on the next step and StepResult.event says what happened.
+//
+// After the first step (or a load_state) a step allocates nothing in the
+// optimizer: factors, inverses, the momentum buffer and every workspace are
+// members. docs/optimizers-kfac.md has the options, costs and references.
+#pragma once
+
+#include <Eigen/Cholesky>
+#include <Eigen/Eigenvalues>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "hesse/core/rng.hpp"
+#include "hesse/nn/network_objective.hpp"
+#include "hesse/optim/optimizer.hpp"
+
+namespace hesse::optim {
+
+/// How K-FAC inverts its damped factors.
+enum class KfacInverse {
+  Cholesky = 0,  ///< (A + pi gamma I)^-1 and (G + gamma/pi I)^-1: factored damping, 2 GEMMs a step
+  Eigen = 1,     ///< eigenbases of A and G: exact damping of A (x) G, 4 GEMMs a step
+};
+
+struct KfacOptions {
+  /// Step scale. 1e-2 with momentum 0.9 is the common setting of the PyTorch
+  /// K-FAC implementations on classification networks; kl_clip bounds
+  /// the step when the preconditioned gradient is large.
+  double learning_rate = 1e-2;
+  /// Tikhonov damping lambda added to the Fisher (M&G sec. 6.3). 1e-3 as
+  /// KFAC-Pytorch (Wang et al.); the adaptive rule starts from it.
+  double damping = 1e-3;
+  /// Heavy-ball momentum on the preconditioned update (torch.optim.SGD form).
+  double momentum = 0.9;
+  /// Decay of the factors' exponential moving averages: M&G sec. 5 use
+  /// min(1 - 1/k, 0.95); 0.95 is also KFAC-Pytorch's and KFAC-JAX's.
+  double ema_decay = 0.95;
+  /// Steps between refreshes of the damped inverses: M&G's experiments use
+  /// T3 = 20. An inverse costs O(n^3) per factor; see the docs for its share.
+  Index inverse_every = 20;
+  /// Steps between updates of the factor averages. A statistics step costs a
+  /// second backward pass and the rank-B updates of A and G; 10 as
+  /// KFAC-Pytorch's TCov, which keeps that share small (docs: costs).
+  Index statistics_every = 10;
+  /// Labels of the backward pass behind G: sampled from the model (the true
+  /// Fisher, M&G sec. 5) or the data's (the empirical Fisher).
+  nn::FisherKind fisher = nn::FisherKind::True;
+  KfacInverse inverse = KfacInverse::Cholesky;
+  /// Levenberg-Marquardt adjustment of damping from the reduction ratio (M&G
+  /// sec. 6.5). Off by default, as in KFAC-Pytorch and KFAC-JAX.
+  bool adaptive_damping = false;
+  /// Steps between damping adjustments: M&G's T1 = 5.
+  Index damping_every = 5;
+  /// omega = damping_decay^damping_every: M&G's 19/20.
+  double damping_decay = 19.0 / 20.0;
+  /// Bounds of the adapted (and the failure-raised) damping.
+  double min_damping = 1e-8;
+  double max_damping = 1e4;
+  /// Bound on lr^2 V^T grad, the step's predicted KL change (Ba, Grosse &
+  /// Martens 2017); 1e-3 as KFAC-Pytorch. 0 turns the constraint off.
+  double kl_clip = 1e-3;
+  /// L2 penalty eta/2 |x|^2: eta x is added to the gradient before
+  /// preconditioning and eta to the damping (M&G sec. 6.3).
+  double weight_decay = 0;
+  /// Damping is multiplied by this after a rejected step or
+  /// on_numerical_failure().
+  double failure_damping_factor = 10;
+  /// Seeds the labels sampled for the true Fisher.
+  std::uint64_t seed = 0;
+
+  /// Throws InvalidArgument naming kfac.<field>, its value and the rule.
+  void validate() const;
+  /// Reads "lr", "damping", "momentum", "ema_decay", "inverse_every",
+  /// "statistics_every", "fisher" (0 true, 1 empirical), "inverse" (0
+  /// Cholesky, 1 eigen), "adaptive_damping", "damping_every",
+  /// "damping_decay", "min_damping", "max_damping", "kl_clip",
+  /// "weight_decay", "failure_damping_factor", "seed"; refuses other names.
+  static KfacOptions from_settings(const OptimizerSettings& settings);
+};
+
+/// K-FAC for networks of Dense layers (nn::NetworkObjective behind a
+/// StochasticObjective). State: "kfac.layout", "kfac.A.<b>", "kfac.G.<b>",
+/// the inverses ("kfac.A_inverse.<b>", "kfac.G_inverse.<b>", or for the
+/// eigen variant "kfac.A_eigenvectors.<b>", "kfac.A_eigenvalues.<b>", ...),
+/// "kfac.momentum_buffer", "kfac.damping", "kfac.step", "kfac.rng" and flags.
+template <class T>
+class Kfac final : public Optimizer<T> {
+ public:
+  explicit Kfac(KfacOptions options = {});
+  std::string name() const override { return "kfac"; }
+  /// Throws InvalidArgument if f has no network behind it (f.network() is
+  /// null) or x does not match it.
+  StepResult step(StochasticObjective<T>& f, Vector<T>& x, std::span<const Index> batch) override;
+  double learning_rate() const override { return options_.learning_rate; }
+  void set_learning_rate(double lr) override;
+  /// Multiplies damping by failure_damping_factor and refreshes the inverses
+  /// on the next step.
+  void on_numerical_failure() override;
+  void save_state(StateDict& state) const override;
+  void load_state(const StateDict& state) override;
+  void reset() override;
+
+  const KfacOptions& options() const { return options_; }
+  /// The current lambda (adapted or raised after failures).
+  double damping() const { return damping_; }
+  /// The factors' moving averages, in parameter_blocks() order (empty before
+  /// the first step).
+  const nn::KroneckerFactors<T>& factors() const { return factors_; }
+  /// The last reduction ratio of the adaptive rule (NaN before one was computed).
+  double last_reduction_ratio() const { return last_rho_; }
+
+ private:
+  struct Block {
+    ParameterBlock layout;
+    Index width = 0;  // cols + 1 with a bias, cols without
+    // Cholesky: the damped inverses. Eigen: the eigenvectors Q_A, Q_G, with
+    // the eigenvalues (clipped at 0) in a_values, g_values.
+    Matrix<T> a_inverse, g_inverse;
+    Vector<T> a_values, g_values;
+    Matrix<T> product;  // [rows, width]: G^-1 grad, or Q_G^T grad and its scaling
+    Matrix<T> rotated;  // [rows, width]: Q_G^T grad Q_A (eigen variant)
+    Eigen::LLT<Matrix<T>> a_llt, g_llt;
+    Eigen::SelfAdjointEigenSolver<Matrix<T>> a_eigen, g_eigen;
+  };
+
+  // First step after construction, reset or load_state: checks f and x
+  // against the blocks (allocating them when fresh).
+  void set_up(StochasticObjective<T>& f, const Vector<T>& x);
+  void allocate(const std::vector<ParameterBlock>& layout, Index dimension);
+  // Inverts the damped factors `candidates` into the blocks; false (with the
+  // reason) on a failed factorisation.
+  bool refresh_inverses(const nn::KroneckerFactors<T>& candidates, std::string& why);
+  // update_ = the preconditioned gradient_.
+  void precondition();
+  StepResult reject(StepResult result, const std::string& why);
+  void raise_damping();
+
+  KfacOptions options_;
+  double damping_;
+  Rng rng_;
+  Index dimension_ = 0;  // 0: no blocks yet
+  bool checked_ = false;  // f's blocks were compared with ours
+  std::vector<Block> blocks_;
+  std::vector<std::pair<Index, Index>> plain_ranges_;  // [begin, end) outside Dense blocks
+  // factors_: the moving averages. batch_factors_: a statistics step's batch
+  // factors, then the candidate averages, swapped in when the step is taken.
+  nn::KroneckerFactors<T> factors_, batch_factors_;
+  Vector<T> gradient_, update_, momentum_buffer_, trial_, curvature_product_;
+  bool have_factors_ = false;
+  bool have_inverses_ = false;
+  bool have_momentum_ = false;
+  bool refresh_pending_ = false;
+  double last_rho_;
+};
+
+extern template class Kfac<float>;
+extern template class Kfac<double>;
+
+/// The "kfac" entry of make_optimizer: KfacOptions::from_settings(settings).
+template <class T>
+std::unique_ptr<Optimizer<T>> make_kfac(const OptimizerSettings& settings);
+
+}  // namespace hesse::optim

@@ -1,0 +1,551 @@
+#include "hesse/optim/kfac.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <utility>
+
+#include "hesse/core/error.hpp"
+
+namespace hesse::optim {
+
+namespace {
+
+[[noreturn]] void fail(const char* field, double value, const std::string& rule) {
+  std::ostringstream message;
+  message << "kfac." << field << " = " << value << ": " << rule;
+  throw InvalidArgument(message.str());
+}
+
+void require_positive(const char* field, double value) {
+  if (!(value > 0 && std::isfinite(value))) fail(field, value, "must be finite and > 0");
+}
+
+void require_non_negative(const char* field, double value) {
+  if (!(value >= 0 && std::isfinite(value))) fail(field, value, "must be finite and >= 0");
+}
+
+void require_period(const char* field, Index value) {
+  if (value < 1) fail(field, static_cast<double>(value), "must be >= 1 (steps)");
+}
+
+std::string block_name(const char* what, std::size_t b) {
+  return std::string("kfac.") + what + "." + std::to_string(b);
+}
+
+constexpr Index kLayoutFields = 5;  // layer, weight_offset, rows, cols, bias_offset
+
+}  // namespace
+
+void KfacOptions::validate() const {
+  require_positive("learning_rate", learning_rate);
+  require_positive("damping", damping);
+  if (!(momentum >= 0 && momentum < 1)) fail("momentum", momentum, "must be in [0, 1)");
+  if (!(ema_decay >= 0 && ema_decay < 1)) fail("ema_decay", ema_decay, "must be in [0, 1)");
+  require_period("inverse_every", inverse_every);
+  require_period("statistics_every", statistics_every);
+  if (fisher != nn::FisherKind::True && fisher != nn::FisherKind::Empirical)
+    fail("fisher", static_cast<int>(fisher), "must be 0 (true Fisher) or 1 (empirical Fisher)");
+  if (inverse != KfacInverse::Cholesky && inverse != KfacInverse::Eigen)
+    fail("inverse", static_cast<int>(inverse), "must be 0 (Cholesky) or 1 (eigen)");
+  require_period("damping_every", damping_every);
+  if (!(damping_decay > 0 && damping_decay < 1))
+    fail("damping_decay", damping_decay, "must be in (0, 1)");
+  require_positive("min_damping", min_damping);
+  require_positive("max_damping", max_damping);
+  if (!(max_damping >= min_damping))
+    fail("max_damping", max_damping, "must be >= min_damping = " + std::to_string(min_damping));
+  if (!(damping >= min_damping && damping <= max_damping))
+    fail("damping", damping,
+         "must be in [min_damping, max_damping] = [" + std::to_string(min_damping) + ", " +
+             std::to_string(max_damping) + "]");
+  require_non_negative("kl_clip", kl_clip);
+  require_non_negative("weight_decay", weight_decay);
+  if (!(failure_damping_factor > 1 && std::isfinite(failure_damping_factor)))
+    fail("failure_damping_factor", failure_damping_factor, "must be finite and > 1");
+}
+
+KfacOptions KfacOptions::from_settings(const OptimizerSettings& settings) {
+  KfacOptions o;
+  SettingsReader r("kfac", settings);
+  r.read("lr", o.learning_rate);
+  r.read("damping", o.damping);
+  r.read("momentum", o.momentum);
+  r.read("ema_decay", o.ema_decay);
+  r.read("inverse_every", o.inverse_every);
+  r.read("statistics_every", o.statistics_every);
+  int fisher = static_cast<int>(o.fisher), inverse = static_cast<int>(o.inverse);
+  r.read("fisher", fisher);
+  r.read("inverse", inverse);
+  o.fisher = static_cast<nn::FisherKind>(fisher);
+  o.inverse = static_cast<KfacInverse>(inverse);
+  r.read("adaptive_damping", o.adaptive_damping);
+  r.read("damping_every", o.damping_every);
+  r.read("damping_decay", o.damping_decay);
+  r.read("min_damping", o.min_damping);
+  r.read("max_damping", o.max_damping);
+  r.read("kl_clip", o.kl_clip);
+  r.read("weight_decay", o.weight_decay);
+  r.read("failure_damping_factor", o.failure_damping_factor);
+  Index seed = 0;
+  r.read("seed", seed);
+  if (seed < 0) fail("seed", static_cast<double>(seed), "must be >= 0");
+  o.seed = static_cast<std::uint64_t>(seed);
+  r.finish();
+  o.validate();
+  return o;
+}
+
+template <class T>
+Kfac<T>::Kfac(KfacOptions options)
+    : options_(options),
+      damping_(options.damping),
+      rng_(options.seed),
+      last_rho_(std::numeric_limits<double>::quiet_NaN()) {
+  options_.validate();
+}
+
+template <class T>
+void Kfac<T>::set_learning_rate(double lr) {
+  KfacOptions changed = options_;
+  changed.learning_rate = lr;
+  changed.validate();
+  options_ = changed;
+}
+
+template <class T>
+void Kfac<T>::raise_damping() {
+  damping_ = std::min(options_.max_damping, damping_ * options_.failure_damping_factor);
+  refresh_pending_ = true;
+}
+
+template <class T>
+void Kfac<T>::on_numerical_failure() {
+  raise_damping();
+}
+
+template <class T>
+void Kfac<T>::reset() {
+  this->steps_ = 0;
+  damping_ = options_.damping;
+  rng_.seed(options_.seed);
+  dimension_ = 0;
+  checked_ = false;
+  blocks_.clear();
+  plain_ranges_.clear();
+  factors_ = {};
+  batch_factors_ = {};
+  have_factors_ = have_inverses_ = have_momentum_ = refresh_pending_ = false;
+  last_rho_ = std::numeric_limits<double>::quiet_NaN();
+}
+
+template <class T>
+void Kfac<T>::allocate(const std::vector<ParameterBlock>& layout, Index dimension) {
+  HESSE_REQUIRE(dimension > 0, "kfac: the objective has no parameters");
+  std::vector<std::pair<Index, Index>> covered;
+  for (const ParameterBlock& p : layout) {
+    const bool bias = p.bias_offset >= 0;
+    const Index end = p.weight_offset + p.rows * (p.cols + (bias ? 1 : 0));
+    HESSE_REQUIRE(p.rows > 0 && p.cols > 0 && p.weight_offset >= 0 && end <= dimension,
+                  "kfac: parameter block of layer " + std::to_string(p.layer) + " (" +
+                      std::to_string(p.rows) + " x " + std::to_string(p.cols) + " at " +
+                      std::to_string(p.weight_offset) + ") does not fit in " +
+                      std::to_string(dimension) + " parameters");
+    HESSE_REQUIRE(!bias || p.bias_offset == p.weight_offset + p.rows * p.cols,
+                  "kfac: the bias of layer " + std::to_string(p.layer) +
+                      " does not follow its weight in the parameter vector; K-FAC needs [W b] "
+                      "contiguous");
+    covered.emplace_back(p.weight_offset, end);
+  }
+  std::sort(covered.begin(), covered.end());
+  plain_ranges_.clear();
+  Index next = 0;
+  for (const auto& [begin, end] : covered) {
+    HESSE_REQUIRE(begin >= next, "kfac: parameter blocks overlap at offset " + std::to_string(begin));
+    if (begin > next) plain_ranges_.emplace_back(next, begin);
+    next = end;
+  }
+  if (next < dimension) plain_ranges_.emplace_back(next, dimension);
+
+  // Built in place: a sized Eigen eigensolver must not be copied.
+  blocks_ = std::vector<Block>(layout.size());
+  factors_.A.assign(layout.size(), Matrix<T>());
+  factors_.G.assign(layout.size(), Matrix<T>());
+  for (std::size_t b = 0; b < layout.size(); ++b) {
+    Block& k = blocks_[b];
+    k.layout = layout[b];
+    k.width = k.layout.cols + (k.layout.bias_offset >= 0 ? 1 : 0);
+    const Index rows = k.layout.rows, width = k.width, a_size = k.layout.cols + 1;
+    k.a_inverse.setZero(width, width);
+    k.g_inverse.setZero(rows, rows);
+    k.product.setZero(rows, width);
+    if (options_.inverse == KfacInverse::Eigen) {
+      k.a_values.setZero(width);
+      k.g_values.setZero(rows);
+      k.rotated.setZero(rows, width);
+    }
+    factors_.A[b].setZero(a_size, a_size);
+    factors_.G[b].setZero(rows, rows);
+  }
+  gradient_.setZero(dimension);
+  update_.setZero(dimension);
+  momentum_buffer_.setZero(dimension);
+  if (options_.adaptive_damping) {
+    trial_.setZero(dimension);
+    curvature_product_.setZero(dimension);
+  }
+  dimension_ = dimension;
+}
+
+template <class T>
+void Kfac<T>::set_up(StochasticObjective<T>& f, const Vector<T>& x) {
+  if (f.network() == nullptr)
+    throw InvalidArgument(
+        "kfac: the objective is not a neural network (StochasticObjective::network() is null); "
+        "K-FAC needs the layer inputs and output gradients of an nn::NetworkObjective. Use "
+        "sgd, adam or a Hessian-free method for other objectives");
+  HESSE_REQUIRE(x.size() == f.dimension(), "kfac: x has " + std::to_string(x.size()) +
+                                               " entries, the objective has " +
+                                               std::to_string(f.dimension()) + " parameters");
+  const std::vector<ParameterBlock> layout = f.parameter_blocks();
+  if (dimension_ == 0) {
+    allocate(layout, f.dimension());
+  } else {
+    bool same = layout.size() == blocks_.size() && dimension_ == f.dimension();
+    for (std::size_t b = 0; same && b < layout.size(); ++b) {
+      const ParameterBlock& p = blocks_[b].layout;
+      const ParameterBlock& q = layout[b];
+      same = p.layer == q.layer && p.weight_offset == q.weight_offset && p.rows == q.rows &&
+             p.cols == q.cols && p.bias_offset == q.bias_offset;
+    }
+    HESSE_REQUIRE(same, "kfac: the optimizer's state belongs to another network (" +
+                            std::to_string(blocks_.size()) + " Dense blocks, " +
+                            std::to_string(dimension_) + " parameters; the objective has " +
+                            std::to_string(layout.size()) + " blocks, " +
+                            std::to_string(f.dimension()) + " parameters)");
+  }
+  checked_ = true;
+}
+
+template <class T>
+bool Kfac<T>::refresh_inverses(const nn::KroneckerFactors<T>& candidates, std::string& why) {
+  const double shift = damping_ + options_.weight_decay;
+  const double gamma = std::sqrt(shift);
+  for (std::size_t b = 0; b < blocks_.size(); ++b) {
+    Block& k = blocks_[b];
+    const Index rows = k.layout.rows, width = k.width;
+    const auto A = candidates.A[b].topLeftCorner(width, width);
+    const Matrix<T>& G = candidates.G[b];
+    if (options_.inverse == KfacInverse::Cholesky) {
+      // M&G sec. 6.3: pi balances the two factors' damping by their mean
+      // eigenvalues (trace norms); 1 when either factor vanishes.
+      const double mean_a = static_cast<double>(A.trace()) / static_cast<double>(width);
+      const double mean_g = static_cast<double>(G.trace()) / static_cast<double>(rows);
+      double pi = std::sqrt(mean_a / mean_g);
+      if (!(mean_a > 0 && mean_g > 0 && std::isfinite(pi))) pi = 1;
+      k.a_llt.compute(A + static_cast<T>(pi * gamma) * Matrix<T>::Identity(width, width));
+      k.g_llt.compute(G + static_cast<T>(gamma / pi) * Matrix<T>::Identity(rows, rows));
+      if (k.a_llt.info() != Eigen::Success || k.g_llt.info() != Eigen::Success) {
+        why = "Cholesky factorisation of the damped factors of block " + std::to_string(b) +
+              " failed";
+        return false;
+      }
+      k.a_inverse.setIdentity();
+      k.a_llt.solveInPlace(k.a_inverse);
+      k.g_inverse.setIdentity();
+      k.g_llt.solveInPlace(k.g_inverse);
+    } else {
+      k.a_eigen.compute(A);
+      k.g_eigen.compute(G);
+      if (k.a_eigen.info() != Eigen::Success || k.g_eigen.info() != Eigen::Success ||
+          !k.a_eigen.eigenvalues().allFinite() || !k.g_eigen.eigenvalues().allFinite()) {
+        why = "eigendecomposition of the factors of block " + std::to_string(b) + " failed";
+        return false;
+      }
+      // Both factors are positive semidefinite; rounding can leave tiny
+      // negative eigenvalues, which would make d_G d_A^T + lambda vanish.
+      k.a_inverse = k.a_eigen.eigenvectors();
+      k.g_inverse = k.g_eigen.eigenvectors();
+      k.a_values = k.a_eigen.eigenvalues().cwiseMax(T(0));
+      k.g_values = k.g_eigen.eigenvalues().cwiseMax(T(0));
+    }
+    if (!k.a_inverse.allFinite() || !k.g_inverse.allFinite()) {
+      why = "the inverses of block " + std::to_string(b) + " are not finite";
+      return false;
+    }
+  }
+  return true;
+}
+
+template <class T>
+void Kfac<T>::precondition() {
+  const T shift = static_cast<T>(damping_ + options_.weight_decay);
+  for (Block& k : blocks_) {
+    const Index rows = k.layout.rows, width = k.width;
+    const ConstMatrixMap<T> grad(gradient_.data() + k.layout.weight_offset, rows, width);
+    MatrixMap<T> out(update_.data() + k.layout.weight_offset, rows, width);
+    if (options_.inverse == KfacInverse::Cholesky) {
+      // (A (x) G)^-1 vec(grad) = vec(G^-1 grad A^-1)   [rows, width]
+      k.product.noalias() = k.g_inverse * grad;
+      out.noalias() = k.product * k.a_inverse;
+    } else {
+      // (Q_A (x) Q_G) diag(d_A (x) d_G + shift)^-1 (Q_A (x) Q_G)^T vec(grad)
+      k.product.noalias() = k.g_inverse.transpose() * grad;
+      k.rotated.noalias() = k.product * k.a_inverse;
+      for (Index j = 0; j < width; ++j)
+        k.rotated.col(j).array() /= k.g_values.array() * k.a_values[j] + shift;
+      k.product.noalias() = k.g_inverse * k.rotated;
+      out.noalias() = k.product * k.a_inverse.transpose();
+    }
+  }
+  for (const auto& [begin, end] : plain_ranges_)
+    update_.segment(begin, end - begin) = gradient_.segment(begin, end - begin);
+}
+
+template <class T>
+StepResult Kfac<T>::reject(StepResult result, const std::string& why) {
+  raise_damping();
+  std::ostringstream event;
+  event << why << ": step rejected, x unchanged, damping raised to " << damping_
+        << ", inverses refreshed next step";
+  result.accepted = false;
+  result.event = event.str();
+  return result;
+}
+
+template <class T>
+StepResult Kfac<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<const Index> batch) {
+  if (!checked_) set_up(f, x);
+  HESSE_REQUIRE(x.size() == dimension_, "kfac: x has " + std::to_string(x.size()) +
+                                            " entries, the optimizer was set up for " +
+                                            std::to_string(dimension_));
+  nn::NetworkObjective<T>* network = f.network();
+  HESSE_REQUIRE(network != nullptr, "kfac: the objective is not a neural network");
+
+  StepResult result;
+  f.select_batch(batch);
+  const bool statistics = !have_factors_ || this->steps_ % options_.statistics_every == 0;
+  T loss;
+  if (statistics) {
+    loss = network->kronecker_factors(x, options_.fisher, rng_, batch_factors_, &gradient_);
+  } else {
+    loss = f.value_and_gradient(x, &gradient_);
+  }
+  HESSE_ASSERT(gradient_.size() == dimension_, "kfac: the objective returned a gradient of " +
+                                                   std::to_string(gradient_.size()) +
+                                                   " values for " + std::to_string(dimension_) +
+                                                   " parameters");
+  result.loss = static_cast<double>(loss);
+  result.gradient_norm = std::sqrt(gradient_.template cast<double>().squaredNorm());
+  result.gradient_evaluations = 1;
+  if (!std::isfinite(result.loss) || !gradient_.allFinite())
+    return reject(result, "non-finite loss or gradient");
+
+  // The candidate averages live in batch_factors_ until the step is taken.
+  const nn::KroneckerFactors<T>* averages = &factors_;
+  if (statistics) {
+    for (std::size_t b = 0; b < blocks_.size(); ++b)
+      if (!batch_factors_.A[b].allFinite() || !batch_factors_.G[b].allFinite())
+        return reject(result, "non-finite Kronecker factors in block " + std::to_string(b));
+    if (have_factors_) {
+      const T decay = static_cast<T>(options_.ema_decay);
+      for (std::size_t b = 0; b < blocks_.size(); ++b) {
+        batch_factors_.A[b] = decay * factors_.A[b] + (T(1) - decay) * batch_factors_.A[b];
+        batch_factors_.G[b] = decay * factors_.G[b] + (T(1) - decay) * batch_factors_.G[b];
+      }
+    }
+    averages = &batch_factors_;
+  }
+
+  if (options_.weight_decay > 0) gradient_ += static_cast<T>(options_.weight_decay) * x;
+
+  const bool refresh =
+      !have_inverses_ || refresh_pending_ || this->steps_ % options_.inverse_every == 0;
+  if (refresh) {
+    std::string why;
+    if (!refresh_inverses(*averages, why)) {
+      have_inverses_ = false;
+      return reject(result, why);
+    }
+  }
+  precondition();
+  if (!update_.allFinite()) return reject(result, "non-finite preconditioned gradient");
+
+  // Ba, Grosse & Martens (2017): lr^2 V^T grad estimates the KL divergence
+  // the step causes; scale V so that it stays below kl_clip.
+  const double lr = options_.learning_rate;
+  double nu = 1;
+  if (options_.kl_clip > 0) {
+    const double predicted = lr * lr * static_cast<double>(update_.dot(gradient_));
+    if (predicted > options_.kl_clip) nu = std::sqrt(options_.kl_clip / predicted);
+  }
+  const T scale = static_cast<T>(nu);
+  const T momentum = static_cast<T>(options_.momentum);
+  // The step delta = -lr b is kept in update_ until x moves.
+  if (have_momentum_ && options_.momentum > 0) {
+    update_ = momentum * momentum_buffer_ + scale * update_;
+  } else if (nu != 1) {
+    update_ *= scale;
+  }
+  const T minus_lr = static_cast<T>(-lr);
+
+  double rho = 0;
+  const bool adapt = options_.adaptive_damping && this->steps_ % options_.damping_every == 0;
+  if (adapt) {
+    // M&G sec. 6.5: the reduction ratio of delta against the quadratic model
+    // with the exact Gauss-Newton (= Fisher for these losses) matrix on the
+    // batch and the weight decay's eta I; no damping in the model.
+    trial_ = minus_lr * update_;
+    f.gauss_newton_vector(x, trial_, curvature_product_);
+    result.curvature_products = 1;
+    const double eta = options_.weight_decay;
+    const double delta_squared = static_cast<double>(trial_.squaredNorm());
+    const double model = static_cast<double>(gradient_.dot(trial_)) +
+                         0.5 * (static_cast<double>(trial_.dot(curvature_product_)) +
+                                eta * delta_squared);
+    const double before =
+        result.loss + (eta > 0 ? 0.5 * eta * static_cast<double>(x.squaredNorm()) : 0.0);
+    trial_ += x;
+    double after = static_cast<double>(f.value_and_gradient(trial_, nullptr));
+    if (eta > 0) after += 0.5 * eta * static_cast<double>(trial_.squaredNorm());
+    if (!std::isfinite(after)) return reject(result, "non-finite loss after the step");
+    // M&G choose delta to minimise the model, so it predicts a decrease. A
+    // step the model says increases h overshoots its minimiser by more than
+    // twice: a bad step, whatever h did.
+    rho = model < 0 ? (after - before) / model : -std::numeric_limits<double>::infinity();
+  }
+
+  // The step is taken: commit x and the state.
+  x.noalias() += minus_lr * update_;
+  std::swap(momentum_buffer_, update_);
+  have_momentum_ = true;
+  if (statistics) {
+    std::swap(factors_.A, batch_factors_.A);
+    std::swap(factors_.G, batch_factors_.G);
+    have_factors_ = true;
+  }
+  if (refresh) {
+    have_inverses_ = true;
+    refresh_pending_ = false;
+  }
+  if (adapt) {
+    last_rho_ = rho;
+    const double omega = std::pow(options_.damping_decay, static_cast<double>(options_.damping_every));
+    if (rho > 0.75) damping_ = std::max(options_.min_damping, damping_ * omega);
+    else if (rho < 0.25) damping_ = std::min(options_.max_damping, damping_ / omega);
+  }
+  ++this->steps_;
+  return result;
+}
+
+template <class T>
+void Kfac<T>::save_state(StateDict& state) const {
+  state.scalars["kfac.step"] = static_cast<double>(this->steps_);
+  state.scalars["kfac.damping"] = damping_;
+  state.scalars["kfac.dimension"] = static_cast<double>(dimension_);
+  state.scalars["kfac.inverse"] = static_cast<double>(options_.inverse);
+  state.scalars["kfac.have_factors"] = have_factors_;
+  state.scalars["kfac.have_inverses"] = have_inverses_;
+  state.scalars["kfac.have_momentum"] = have_momentum_;
+  state.scalars["kfac.refresh_pending"] = refresh_pending_;
+  state.scalars["kfac.last_reduction_ratio"] = last_rho_;
+  state.put_rng("kfac.rng", rng_);
+  Vector<double> layout(static_cast<Index>(blocks_.size()) * kLayoutFields);
+  for (std::size_t b = 0; b < blocks_.size(); ++b) {
+    const ParameterBlock& p = blocks_[b].layout;
+    layout.segment(static_cast<Index>(b) * kLayoutFields, kLayoutFields)
+        << double(p.layer), double(p.weight_offset), double(p.rows), double(p.cols),
+        double(p.bias_offset);
+  }
+  state.put("kfac.layout", layout);
+  if (dimension_ == 0) return;
+  for (std::size_t b = 0; b < blocks_.size(); ++b) {
+    const Block& k = blocks_[b];
+    if (have_factors_) {
+      state.put(block_name("A", b), factors_.A[b]);
+      state.put(block_name("G", b), factors_.G[b]);
+    }
+    if (!have_inverses_) continue;
+    if (options_.inverse == KfacInverse::Cholesky) {
+      state.put(block_name("A_inverse", b), k.a_inverse);
+      state.put(block_name("G_inverse", b), k.g_inverse);
+    } else {
+      state.put(block_name("A_eigenvectors", b), k.a_inverse);
+      state.put(block_name("G_eigenvectors", b), k.g_inverse);
+      state.put(block_name("A_eigenvalues", b), k.a_values);
+      state.put(block_name("G_eigenvalues", b), k.g_values);
+    }
+  }
+  if (have_momentum_) state.put("kfac.momentum_buffer", momentum_buffer_);
+}
+
+template <class T>
+void Kfac<T>::load_state(const StateDict& state) {
+  auto whole = [&](const char* name, double low) {
+    const double v = state.scalar(std::string("kfac.") + name);
+    if (!(v >= low && v == std::floor(v) && v < 0x1p62))
+      throw InvalidArgument("state: scalar 'kfac." + std::string(name) + "' = " +
+                            std::to_string(v) + " is not a count");
+    return static_cast<Index>(v);
+  };
+  auto flag = [&](const char* name) { return whole(name, 0) != 0; };
+  const Index dimension = whole("dimension", 0);
+  const std::vector<double>& raw = state.array("kfac.layout");
+  if (raw.size() % kLayoutFields != 0)
+    throw InvalidArgument("state: array 'kfac.layout' has " + std::to_string(raw.size()) +
+                          " values, not a multiple of " + std::to_string(kLayoutFields));
+  std::vector<ParameterBlock> layout(raw.size() / kLayoutFields);
+  for (std::size_t b = 0; b < layout.size(); ++b) {
+    const double* v = raw.data() + b * kLayoutFields;
+    layout[b] = {.layer = Index(v[0]), .weight_offset = Index(v[1]), .rows = Index(v[2]),
+                 .cols = Index(v[3]), .bias_offset = Index(v[4])};
+  }
+
+  reset();
+  this->steps_ = whole("step", 0);
+  damping_ = state.scalar("kfac.damping");
+  if (!(damping_ > 0 && std::isfinite(damping_)))
+    throw InvalidArgument("state: scalar 'kfac.damping' = " + std::to_string(damping_) +
+                          " is not a damping");
+  last_rho_ = state.scalar("kfac.last_reduction_ratio");
+  state.get_rng("kfac.rng", rng_);
+  if (dimension == 0) return;
+  allocate(layout, dimension);
+  have_factors_ = flag("have_factors");
+  have_momentum_ = flag("have_momentum");
+  // Inverses of the other variant are recomputed on the next step.
+  have_inverses_ = flag("have_inverses") &&
+                   whole("inverse", 0) == static_cast<Index>(options_.inverse);
+  refresh_pending_ = flag("refresh_pending") || (flag("have_inverses") && !have_inverses_);
+  for (std::size_t b = 0; b < blocks_.size(); ++b) {
+    Block& k = blocks_[b];
+    if (have_factors_) {
+      state.get(block_name("A", b), factors_.A[b]);
+      state.get(block_name("G", b), factors_.G[b]);
+    }
+    if (!have_inverses_) continue;
+    if (options_.inverse == KfacInverse::Cholesky) {
+      state.get(block_name("A_inverse", b), k.a_inverse);
+      state.get(block_name("G_inverse", b), k.g_inverse);
+    } else {
+      state.get(block_name("A_eigenvectors", b), k.a_inverse);
+      state.get(block_name("G_eigenvectors", b), k.g_inverse);
+      state.get(block_name("A_eigenvalues", b), k.a_values);
+      state.get(block_name("G_eigenvalues", b), k.g_values);
+    }
+  }
+  if (have_momentum_) state.get("kfac.momentum_buffer", momentum_buffer_);
+}
+
+template <class T>
+std::unique_ptr<Optimizer<T>> make_kfac(const OptimizerSettings& settings) {
+  return std::make_unique<Kfac<T>>(KfacOptions::from_settings(settings));
+}
+
+template class Kfac<float>;
+template class Kfac<double>;
+template std::unique_ptr<Optimizer<float>> make_kfac<float>(const OptimizerSettings&);
+template std::unique_ptr<Optimizer<double>> make_kfac<double>(const OptimizerSettings&);
+
+}  // namespace hesse::optim

@@ -1,0 +1,51 @@
+// Shared by the K-FAC tests: the blobs problem of tests/common behind a
+// StochasticObjective, and the batches of a seeded sampler.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "../common/small_network.hpp"
+#include "hesse/data/batch_sampler.hpp"
+#include "hesse/optim/kfac.hpp"
+#include "hesse/optim/stochastic_adapter.hpp"
+
+namespace hesse::optim::kfac_test {
+
+/// small_mlp (4-16-3 tanh) with softmax cross-entropy on `samples` blobs.
+/// The objective keeps a reference to the data, so all three live together.
+template <class T>
+struct Problem {
+  explicit Problem(Index samples = 384, nn::NetworkObjectiveOptions options = {})
+      : data(testing::blobs<T>(samples)),
+        network(testing::small_mlp<T>(), nn::LossKind::SoftmaxCrossEntropy, data, options),
+        f(network) {}
+  Vector<T> start(std::uint64_t seed = 1) const { return network.network().initial_parameters(seed); }
+  /// Mean loss over every sample.
+  double full_loss(const Vector<T>& x) {
+    network.select_all();
+    return static_cast<double>(network.value_and_gradient(x, nullptr));
+  }
+
+  data::Dataset<T> data;
+  nn::NetworkObjective<T> network;
+  StochasticAdapter<nn::NetworkObjective<T>> f;
+};
+
+/// The batches of `epochs` epochs of size `batch_size`, in order.
+inline std::vector<std::vector<Index>> batches(Index samples, Index batch_size, Index epochs,
+                                               std::uint64_t seed = 5) {
+  data::BatchSampler sampler(samples, batch_size, seed);
+  std::vector<std::vector<Index>> out;
+  for (Index e = 0; e < epochs; ++e) {
+    sampler.start_epoch(static_cast<std::uint64_t>(e));
+    for (Index b = 0; b < sampler.num_batches(); ++b) {
+      const auto batch = sampler.batch(b);
+      out.emplace_back(batch.begin(), batch.end());
+    }
+  }
+  return out;
+}
+
+}  // namespace hesse::optim::kfac_test

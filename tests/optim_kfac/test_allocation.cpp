@@ -1,0 +1,88 @@
+// After the first step a K-FAC step allocates nothing of its own: factors,
+// inverses, the momentum buffer and the workspaces are members. The step
+// allocates exactly what the objective's calls it makes (gradient or
+// statistics, and the reduction ratio's product and loss) allocate when
+// called on their own.
+#include <gtest/gtest.h>
+
+#include <cstddef>
+#include <vector>
+
+#include "kfac_test_util.hpp"
+
+namespace {
+long long g_allocations = 0;
+bool g_counting = false;
+}  // namespace
+
+// Counts every heap allocation (operator new and Eigen's aligned allocations
+// both end in malloc) by interposing glibc's malloc. AddressSanitizer owns
+// malloc itself, so under it the interposition is left out and the test skips.
+#if defined(__SANITIZE_ADDRESS__)
+#define HESSE_COUNTS_ALLOCATIONS 0
+#else
+#define HESSE_COUNTS_ALLOCATIONS 1
+extern "C" void* __libc_malloc(std::size_t size);
+extern "C" void* malloc(std::size_t size) {
+  if (g_counting) ++g_allocations;
+  return __libc_malloc(size);
+}
+#endif
+
+namespace hesse::optim {
+namespace {
+
+using kfac_test::Problem;
+
+template <class F>
+long long allocations_of(F&& call) {
+  g_allocations = 0;
+  g_counting = true;
+  call();
+  g_counting = false;
+  return g_allocations;
+}
+
+TEST(KfacAllocation, StepsAfterTheFirstAllocateNothingOfTheirOwn) {
+  if (!HESSE_COUNTS_ALLOCATIONS) GTEST_SKIP() << "malloc cannot be interposed under AddressSanitizer";
+  for (const KfacInverse inverse : {KfacInverse::Cholesky, KfacInverse::Eigen}) {
+    // Eigen's SelfAdjointEigenSolver allocates Householder workspaces, so
+    // the eigen variant is counted between refreshes only.
+    const bool cholesky = inverse == KfacInverse::Cholesky;
+    Problem<float> p;
+    const auto batches = kfac_test::batches(384, 32, 1);
+    Kfac<float> kfac({.inverse_every = cholesky ? 2 : 1000,
+                      .statistics_every = 3,
+                      .inverse = inverse,
+                      .adaptive_damping = true,
+                      .damping_every = 1,
+                      .weight_decay = 1e-4});
+    Vector<float> x = p.start();
+    kfac.step(p.f, x, batches[0]);  // sets up the buffers
+
+    // What the objective's own calls cost on this batch size, warm.
+    nn::KroneckerFactors<float> factors;
+    Vector<float> gradient, product;
+    const Vector<float> direction = Vector<float>::Ones(x.size());
+    Rng rng(1);
+    p.f.select_batch(batches[1]);
+    p.network.kronecker_factors(x, nn::FisherKind::True, rng, factors, &gradient);
+    p.f.gauss_newton_vector(x, direction, product);
+    const long long statistics = allocations_of(
+        [&] { p.network.kronecker_factors(x, nn::FisherKind::True, rng, factors, &gradient); });
+    const long long plain = allocations_of([&] { p.f.value_and_gradient(x, &gradient); });
+    const long long ratio = allocations_of([&] {
+      p.f.gauss_newton_vector(x, direction, product);
+      p.f.value_and_gradient(x, nullptr);
+    });
+
+    for (std::size_t k = 1; k < 8; ++k) {
+      const long long objective = (k % 3 == 0 ? statistics : plain) + ratio;
+      const long long count = allocations_of([&] { kfac.step(p.f, x, batches[k]); });
+      EXPECT_EQ(count, objective) << (cholesky ? "cholesky" : "eigen") << " step " << k;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace hesse::optim
