@@ -383,6 +383,28 @@ TEST(Shampoo, NonFiniteGradientRejectsTheStep) {
   EXPECT_EQ(before.serialize(), after.serialize());
 }
 
+TEST(Shampoo, FailedInverseRootKeepsThePreviousRoot) {
+  // A statistic poisoned through the state: its root cannot be computed at
+  // the next refresh, the old root stays, the step is taken and says so.
+  Problem<double> p;
+  Shampoo<double> opt({.inverse_every = 2, .start_preconditioning_step = 1});
+  Vector<double> x = p.net.network().initial_parameters(2);
+  opt.step(p.f, x, first_samples(10));  // roots at step 1
+  StateDict s;
+  opt.save_state(s);
+  s.arrays["shampoo.left.0"][0] = std::numeric_limits<double>::quiet_NaN();
+  opt.load_state(s);
+  const StepResult second = opt.step(p.f, x, first_samples(10));
+  EXPECT_TRUE(second.event.empty()) << second.event;
+  const StepResult third = opt.step(p.f, x, first_samples(10));  // refresh
+  EXPECT_TRUE(third.accepted);
+  EXPECT_NE(third.event.find("1 inverse root(s) failed"), std::string::npos) << third.event;
+  EXPECT_TRUE(x.allFinite());
+  StateDict after;
+  opt.save_state(after);
+  EXPECT_EQ(after.array("shampoo.left_root.0"), s.array("shampoo.left_root.0"));
+}
+
 TEST(Shampoo, ObjectiveWithoutParameterBlocksIsOneColumn) {
   // Softmax regression has no layers: x is one [n, 1] matrix, its rows split
   // into blocks; training still works.
