@@ -101,8 +101,8 @@ void MartensCgOptions::validate(const std::string& owner) const {
 
 void HessianFreeOptions::validate() const {
   const std::string owner = "hessian_free";
-  if (!(learning_rate > 0 && std::isfinite(learning_rate)))
-    fail(owner, "learning_rate", learning_rate, "must be finite and > 0");
+  if (!(learning_rate >= 0 && std::isfinite(learning_rate)))
+    fail(owner, "learning_rate", learning_rate, "must be finite and >= 0");
   if (curvature != CurvatureProduct::GaussNewton && curvature != CurvatureProduct::Hessian)
     fail(owner, "curvature", double(curvature), "must be GaussNewton or Hessian");
   if (!(curvature_fraction > 0 && curvature_fraction <= 1))
@@ -196,7 +196,8 @@ HessianFree<T>::HessianFree(HessianFreeOptions options)
 
 template <class T>
 void HessianFree<T>::set_learning_rate(double lr) {
-  if (!(lr > 0 && std::isfinite(lr))) fail("hessian_free", "learning_rate", lr, "must be finite and > 0");
+  if (!(lr >= 0 && std::isfinite(lr)))
+    fail("hessian_free", "learning_rate", lr, "must be finite and >= 0");
   options_.learning_rate = lr;
 }
 
@@ -250,7 +251,7 @@ StepResult HessianFree<T>::step(StochasticObjective<T>& f, Vector<T>& x,
     warm_start_.setZero();
     return reject(result, "non-finite loss or gradient: step rejected, damping raised");
   }
-  if (result.gradient_norm == 0) return result;
+  if (result.gradient_norm == 0 || options_.learning_rate == 0) return result;
   line_search_.reserve(x, loss, gradient_);
 
   const Index curvature_size =
@@ -340,7 +341,7 @@ StepResult HessianFree<T>::step(StochasticObjective<T>& f, Vector<T>& x,
   else if (last_rho_ > 0.75)
     damping_ = std::max(options_.min_damping, damping_ * options_.damping_decrease);
 
-  // Martens & Sutskever 2012 sect. 8.8: backtracking line search on the step.
+  // Martens & Sutskever 2012: a backtracking line search on the step.
   const double step_slope = static_cast<double>(gradient_.dot(step_));
   if (options_.learning_rate == 1.0 &&
       best_loss <= static_cast<double>(loss) + options_.sufficient_decrease * step_slope) {

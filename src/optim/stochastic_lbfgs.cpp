@@ -20,8 +20,8 @@ constexpr double kPowellFactor = 0.2;
 }  // namespace
 
 void StochasticLbfgsOptions::validate() const {
-  if (!(learning_rate > 0 && std::isfinite(learning_rate)))
-    fail("learning_rate", learning_rate, "must be finite and > 0");
+  if (!(learning_rate >= 0 && std::isfinite(learning_rate)))
+    fail("learning_rate", learning_rate, "must be finite and >= 0");
   if (memory < 1) fail("memory", memory, "must be >= 1");
   if (!(curvature_threshold >= 0 && curvature_threshold < 1))
     fail("curvature_threshold", curvature_threshold, "must be in [0, 1)");
@@ -52,7 +52,7 @@ StochasticLbfgs<T>::StochasticLbfgs(StochasticLbfgsOptions options) : options_(o
 
 template <class T>
 void StochasticLbfgs<T>::set_learning_rate(double lr) {
-  if (!(lr > 0 && std::isfinite(lr))) fail("learning_rate", lr, "must be finite and > 0");
+  if (!(lr >= 0 && std::isfinite(lr))) fail("learning_rate", lr, "must be finite and >= 0");
   options_.learning_rate = lr;
 }
 
@@ -106,7 +106,7 @@ StepResult StochasticLbfgs<T>::step(StochasticObjective<T>& f, Vector<T>& x,
   };
   if (!detail::is_finite(loss) || !detail::is_finite(result.gradient_norm))
     return reject("non-finite loss or gradient: step rejected, history reset");
-  if (result.gradient_norm == 0) return result;
+  if (result.gradient_norm == 0 || options_.learning_rate == 0) return result;
   if (options_.line_search) line_search_.reserve(x, loss, gradient_);
 
   const double first_trial = options_.learning_rate * std::min(1.0, 1.0 / result.gradient_norm);
@@ -144,7 +144,7 @@ StepResult StochasticLbfgs<T>::step(StochasticObjective<T>& f, Vector<T>& x,
       return reject("non-finite loss or gradient at the new point: step rejected, history reset");
   }
 
-  // Berahas et al. 2016 eq. 2.3: both gradients on the same samples B.
+  // Berahas et al. 2016: both gradients of the pair on the same samples.
   s_ = x_new_ - x;
   y_ = g_new_ - gradient_;
   x = x_new_;

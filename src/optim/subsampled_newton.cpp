@@ -29,8 +29,8 @@ struct DampedCurvature {
 }  // namespace
 
 void SubsampledNewtonOptions::validate() const {
-  if (!(learning_rate > 0 && std::isfinite(learning_rate)))
-    fail("learning_rate", learning_rate, "must be finite and > 0");
+  if (!(learning_rate >= 0 && std::isfinite(learning_rate)))
+    fail("learning_rate", learning_rate, "must be finite and >= 0");
   if (curvature != CurvatureProduct::GaussNewton && curvature != CurvatureProduct::Hessian)
     fail("curvature", double(curvature), "must be GaussNewton or Hessian");
   if (!(hessian_fraction > 0 && hessian_fraction <= 1))
@@ -85,7 +85,7 @@ SubsampledNewton<T>::SubsampledNewton(SubsampledNewtonOptions options)
 
 template <class T>
 void SubsampledNewton<T>::set_learning_rate(double lr) {
-  if (!(lr > 0 && std::isfinite(lr))) fail("learning_rate", lr, "must be finite and > 0");
+  if (!(lr >= 0 && std::isfinite(lr))) fail("learning_rate", lr, "must be finite and >= 0");
   options_.learning_rate = lr;
 }
 
@@ -127,7 +127,7 @@ StepResult SubsampledNewton<T>::step(StochasticObjective<T>& f, Vector<T>& x,
   result.gradient_norm = static_cast<double>(gradient_.norm());
   if (!detail::is_finite(loss) || !detail::is_finite(result.gradient_norm))
     return reject(result, "non-finite loss or gradient: step rejected, damping raised");
-  if (result.gradient_norm == 0) return result;
+  if (result.gradient_norm == 0 || options_.learning_rate == 0) return result;
   line_search_.reserve(x, loss, gradient_);
 
   const Index sample_size = detail::subset_size(static_cast<Index>(batch.size()),

@@ -86,7 +86,7 @@ TEST(HessianFreeFamily, BadOptionsNameTheField) {
       {"hessian-free", {{"max_cg_iterations", 0}}, "hessian_free.max_cg_iterations = 0"},
       {"hessian-free", {{"cg_warm_start_decay", 1.5}}, "hessian_free.cg_warm_start_decay = 1.5"},
       {"hessian-free", {{"damping_increase", 1}}, "hessian_free.damping_increase = 1"},
-      {"hessian-free", {{"lr", 0}}, "hessian_free.learning_rate = 0"},
+      {"hessian-free", {{"lr", -1}}, "hessian_free.learning_rate = -1: must be finite and >= 0"},
       {"hessian-free", {{"max_cg_iterations", 2.5}}, "'max_cg_iterations' must be a whole number"},
       {"hessian-free", {{"momentum", 0.9}}, "unknown setting 'momentum'"},
       {"subsampled-newton", {{"hessian_fraction", 1.5}}, "subsampled_newton.hessian_fraction = 1.5"},
@@ -110,6 +110,22 @@ TEST(HessianFreeFamily, BadOptionsNameTheField) {
   EXPECT_NE(invalid_argument_message([&] { hf.set_learning_rate(-1); })
                 .find("hessian_free.learning_rate = -1"),
             std::string::npos);
+}
+
+// A schedule may end at lr = 0: the step evaluates the batch and stays put.
+TEST(HessianFreeFamily, ZeroLearningRateTakesNoStep) {
+  SampleQuadratic f(4, 16, 1);
+  const auto batch = testing::all_indices(16);
+  for (const auto& [name, description] : hessian_free_family_catalogue()) {
+    auto optimizer = make_hessian_free_family<double>(name, {});
+    optimizer->set_learning_rate(0);
+    EXPECT_EQ(optimizer->learning_rate(), 0);
+    Vector<double> x = Vector<double>::Ones(4);
+    const StepResult r = optimizer->step(f, x, batch);
+    EXPECT_TRUE(r.accepted) << name;
+    EXPECT_GT(r.gradient_norm, 0) << name;
+    EXPECT_EQ(x, Vector<double>::Ones(4)) << name;
+  }
 }
 
 /// An objective with gradients only.

@@ -6,8 +6,9 @@
 //   1. f_B(x) and g = grad f_B(x) on the gradient batch B.
 //   2. A curvature batch C, a random subset of B of round(curvature_fraction |B|)
 //      samples (at least one). Martens 2010 sect. 4.3 computes curvature on
-//      much smaller batches than the gradient; the default 1/10 follows the
-//      few-percent-to-ten-percent subsamples of Byrd et al. 2011.
+//      smaller batches than the gradient, and Byrd et al. 2011 argue that
+//      curvature samples much smaller than the gradient's suffice; the
+//      default 1/10 is our choice.
 //   3. The damped quadratic model on C (Martens 2010 eq. 1 with Tikhonov
 //      damping, sect. 4.1):
 //        phi(p) = g^T p + 1/2 p^T (G_C + lambda I) p,
@@ -25,19 +26,20 @@
 //      kept ones, evaluate f_B(x + p_i) and stop as soon as it gets worse;
 //      the best p_i is the step p.
 //   6. Levenberg-Marquardt damping (Martens 2010 sect. 4.1; Martens &
-//      Sutskever 2012 sect. 8.5): the reduction ratio
+//      Sutskever 2012): the reduction ratio
 //        rho = (f_B(x + p) - f_B(x)) / (q(p) - q(0)),
 //      q the undamped model g^T p + 1/2 p^T G_C p (= phi(p) - lambda/2 |p|^2,
 //      known from CG without another product). rho < 1/4: lambda *= 3/2;
 //      rho > 3/4: lambda *= 2/3. Both values of rho are on the gradient batch
 //      B, which the backtracking has already evaluated, so rho costs nothing.
 //   7. A backtracking Armijo line search along p on B (Martens & Sutskever
-//      2012 sect. 8.8, sufficient decrease c = 1e-2), first trial step `lr`;
+//      2012, sufficient decrease c = 1e-2), first trial step `lr`;
 //      when lr = 1 and f_B(x + p) from the backtracking already satisfies the
 //      Armijo condition, that is the step and no search runs.
 //
 // The last CG iterate (not the backtracked one) seeds the next CG run, as in
-// Martens 2010 sect. 4.6. Structural damping (sect. 4.8) is not implemented.
+// Martens 2010 sect. 4.6. Structural damping (Martens & Sutskever 2011, for
+// recurrent networks) is not implemented.
 //
 // Numerical trouble (NaN/Inf in the loss, gradient or curvature products, a
 // CG step that is not a descent direction, a failed line search) rejects the
@@ -361,7 +363,8 @@ enum class HessianFreePreconditioner {
 };
 
 struct HessianFreeOptions {
-  /// "lr": first trial step of the Armijo search along the CG step.
+  /// "lr": first trial step of the Armijo search along the CG step; 0 takes
+  /// no step (the end of a schedule).
   double learning_rate = 1.0;
   /// "gauss_newton" (1/0): Gauss-Newton or Hessian products.
   CurvatureProduct curvature = CurvatureProduct::GaussNewton;
@@ -374,7 +377,7 @@ struct HessianFreeOptions {
   /// Martens 2010 sect. 4.1: lambda *= 3/2 when rho < 1/4, *= 2/3 when rho > 3/4.
   double damping_increase = 1.5;
   double damping_decrease = 2.0 / 3.0;
-  /// "max_cg_iterations" (Martens & Sutskever 2012 sect. 8.7 use 250).
+  /// "max_cg_iterations": a cap; Martens' rule usually stops CG well before.
   Index max_cg_iterations = 250;
   /// "cg_progress_tolerance": epsilon of Martens' CG stopping rule.
   double cg_progress_tolerance = 5e-4;

@@ -15,9 +15,9 @@
 //   3. x_{k+1} = x_k + a p: a from an Armijo line search on B (first trial
 //      lr), or a = lr with line_search = 0.
 //   4. The pair s = x_{k+1} - x_k, y = grad f_B(x_{k+1}) - g_k on the same
-//      samples B (Berahas et al. 2016 eq. 2.3 with O_k = B; Schraudolph et
-//      al. 2007 sect. 3), so that y measures curvature and not the change of
-//      batch. The line search's accepted point already carries the gradient
+//      samples B (Berahas et al. 2016's y on the overlap O_k, here O_k = B;
+//      Schraudolph et al. 2007), so that y measures curvature and not the
+//      change of batch. The line search's accepted point already carries the gradient
 //      on B, so with a line search the pair costs nothing; without one it
 //      costs one batch gradient.
 //   5. Safeguards: with powell_damping, y is replaced by
@@ -40,7 +40,7 @@
 namespace hesse::optim {
 
 struct StochasticLbfgsOptions {
-  /// "lr": step length (the line search's first trial).
+  /// "lr": step length (the line search's first trial; 0: no step).
   double learning_rate = 1.0;
   /// "memory": number m of curvature pairs kept.
   int memory = 10;

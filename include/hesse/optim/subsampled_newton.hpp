@@ -1,8 +1,8 @@
 // Subsampled Newton-CG (Byrd, Chin, Neveitt & Nocedal 2011, "On the use of
 // stochastic Hessian information in optimization methods for machine
-// learning", SIAM J. Optim. 21(3), Algorithm 4.1 "subsampled Hessian
-// Newton-CG"; the inexact-solve analysis of Roosta-Khorasani & Mahoney 2016,
-// "Sub-sampled Newton methods I/II"). One step on batch B:
+// learning", SIAM J. Optim. 21(3): the subsampled Hessian Newton-CG method;
+// the inexact-solve analysis of Roosta-Khorasani & Mahoney 2016, "Sub-sampled
+// Newton methods I/II"). One step on batch B:
 //
 //   1. f_B(x) and g = grad f_B(x) on the batch.
 //   2. A Hessian sample S, a random subset of B: hessian_batch_size samples,
@@ -10,7 +10,7 @@
 //   3. CG from p = 0 on (H_S + mu I) p = -g (N&W Alg. 5.3, linalg/cg.hpp),
 //      stopped when |(H_S + mu I) p + g| <= cg_tolerance |g| (the inexact
 //      condition of Roosta-Khorasani & Mahoney 2016, with theta = cg_tolerance)
-//      or after max_cg_iterations (Byrd et al. 2011 cap CG at a few
+//      or after max_cg_iterations (Byrd et al. 2011 also cap the CG
 //      iterations). H_S is the Hessian of f_S, or its Gauss-Newton matrix.
 //   4. Negative curvature (d^T (H_S + mu I) d <= 0, possible with the
 //      Hessian of a non-convex model): CG stops and the step is the CG
@@ -30,7 +30,7 @@
 namespace hesse::optim {
 
 struct SubsampledNewtonOptions {
-  /// "lr": first trial step of the Armijo search (1: the Newton step).
+  /// "lr": first trial step of the Armijo search (1: the Newton step; 0: no step).
   double learning_rate = 1.0;
   /// "gauss_newton" (1/0): Hessian products by default.
   CurvatureProduct curvature = CurvatureProduct::Hessian;
