@@ -6,6 +6,8 @@
 #include <sstream>
 #include <utility>
 
+#include <omp.h>
+
 #include "hesse/core/error.hpp"
 
 namespace hesse::optim {
@@ -35,6 +37,23 @@ std::string block_name(const char* what, std::size_t b) {
 }
 
 constexpr Index kLayoutFields = 5;  // layer, weight_offset, rows, cols, bias_offset
+
+// The optimizer's own products and factorisations run on the calling thread
+// with Eigen kept to one thread. With Eigen's threads, a step on the shared
+// two-core machine took 10-20 times as long as the serial one: every
+// product's barrier waits for a thread the scheduler has taken away
+// (docs/optimizers-kfac.md, "Cost"). The objective's passes keep their own
+// thread slices.
+class SingleThreadedProducts {
+ public:
+  SingleThreadedProducts() : saved_(omp_get_max_threads()) { omp_set_num_threads(1); }
+  ~SingleThreadedProducts() { omp_set_num_threads(saved_); }
+  SingleThreadedProducts(const SingleThreadedProducts&) = delete;
+  SingleThreadedProducts& operator=(const SingleThreadedProducts&) = delete;
+
+ private:
+  int saved_;
+};
 
 }  // namespace
 
@@ -362,14 +381,17 @@ StepResult Kfac<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<cons
 
   const bool refresh =
       !have_inverses_ || refresh_pending_ || this->steps_ % options_.inverse_every == 0;
-  if (refresh) {
-    std::string why;
-    if (!refresh_inverses(*averages, why)) {
-      have_inverses_ = false;
-      return reject(result, why);
+  {
+    SingleThreadedProducts guard;
+    if (refresh) {
+      std::string why;
+      if (!refresh_inverses(*averages, why)) {
+        have_inverses_ = false;
+        return reject(result, why);
+      }
     }
+    precondition();
   }
-  precondition();
   if (!update_.allFinite()) return reject(result, "non-finite preconditioned gradient");
 
   // Ba, Grosse & Martens (2017): lr^2 V^T grad estimates the KL divergence

@@ -175,7 +175,7 @@ TEST(KfacErrors, NanRejectsTheStepAndRaisesDamping) {
     EXPECT_NE(r.event.find("non-finite"), std::string::npos) << r.event;
     EXPECT_NE(r.event.find("damping raised"), std::string::npos) << r.event;
     EXPECT_EQ(0, std::memcmp(copy.data(), poisoned.data(), sizeof(float) * std::size_t(x.size())));
-    EXPECT_DOUBLE_EQ(kfac.damping(), 10 * 1e-3);
+    EXPECT_DOUBLE_EQ(kfac.damping(), 10 * KfacOptions{}.damping);
     EXPECT_EQ(kfac.step_count(), 2);
     StateDict after;
     kfac.save_state(after);

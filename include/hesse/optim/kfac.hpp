@@ -82,9 +82,13 @@ struct KfacOptions {
   /// K-FAC implementations on classification networks; kl_clip bounds
   /// the step when the preconditioned gradient is large.
   double learning_rate = 1e-2;
-  /// Tikhonov damping lambda added to the Fisher (M&G sec. 6.3). 1e-3 as
-  /// KFAC-Pytorch (Wang et al.); the adaptive rule starts from it.
-  double damping = 1e-3;
+  /// Tikhonov damping lambda added to the Fisher (M&G sec. 6.3); the
+  /// adaptive rule starts from it. KFAC-Pytorch (Wang et al.) defaults to
+  /// 1e-3 and tunes over 1e-3..3e-2; on the 784-128-64-10 MLP of hesse's
+  /// training benchmark 0.1 trains fastest and most steadily (Fashion-MNIST
+  /// test accuracy after 500 steps: 0.833 with 1e-3, 0.866 with 3e-2, 0.870
+  /// with 0.1; docs/optimizers-kfac.md, "Defaults").
+  double damping = 0.1;
   /// Heavy-ball momentum on the preconditioned update (torch.optim.SGD form).
   double momentum = 0.9;
   /// Decay of the factors' exponential moving averages: M&G sec. 5 use
