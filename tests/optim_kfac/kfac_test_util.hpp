@@ -13,11 +13,13 @@
 
 namespace hesse::optim::kfac_test {
 
-/// small_mlp (4-16-3 tanh) with softmax cross-entropy on `samples` blobs.
-/// The objective keeps a reference to the data, so all three live together.
+/// small_mlp (4-16-3 tanh) with softmax cross-entropy on `samples` blobs,
+/// on one thread (an OpenMP region on the shared cores can wait a timeslice
+/// for a descheduled thread). The objective keeps a reference to the data,
+/// so all three live together.
 template <class T>
 struct Problem {
-  explicit Problem(Index samples = 384, nn::NetworkObjectiveOptions options = {})
+  explicit Problem(Index samples = 384, nn::NetworkObjectiveOptions options = {.threads = 1})
       : data(testing::blobs<T>(samples)),
         network(testing::small_mlp<T>(), nn::LossKind::SoftmaxCrossEntropy, data, options),
         f(network) {}
