@@ -38,7 +38,7 @@ struct NetworkObjectiveOptions {
   double l2 = 0;                        ///< adds l2/2 |x|^2 to the objective
   Index max_dense_dimension = 20000;    ///< hessian() refuses larger models
   int threads = 0;                      ///< 0: all OpenMP threads (omp_get_max_threads)
-  Index min_samples_per_thread = 64;    ///< below this, one slice with Eigen's own threading
+  Index min_samples_per_thread = 16;    ///< below this, one slice with Eigen's own threading
   void validate() const;
 };
 
