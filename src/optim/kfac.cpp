@@ -404,7 +404,7 @@ StepResult Kfac<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<cons
   }
   const T scale = static_cast<T>(nu);
   const T momentum = static_cast<T>(options_.momentum);
-  // The step delta = -lr b is kept in update_ until x moves.
+  // update_ becomes the new momentum buffer b; the step is delta = -lr b.
   if (have_momentum_ && options_.momentum > 0) {
     update_ = momentum * momentum_buffer_ + scale * update_;
   } else if (nu != 1) {

@@ -6,7 +6,8 @@
 // (M&G sec. 3), so the block's natural-gradient step is a pair of small
 // matrix products, V = G^-1 grad[W b] A^-1 (M&G sec. 4.2).
 //
-//   hesse::optim::Kfac<float> kfac({.learning_rate = 1e-2, .damping = 1e-3});
+//   hesse::optim::Kfac<float> kfac({.learning_rate = 1e-2, .damping = 0.1});
+//   // or by name: hesse::optim::make_optimizer<float>("kfac", {{"lr", 1e-2}})
 //   hesse::optim::StochasticAdapter<hesse::nn::NetworkObjective<float>> f(objective);
 //   for (auto batch : batches) kfac.step(f, x, batch);
 //
@@ -54,7 +55,10 @@
 //
 // After the first step (or a load_state) a step allocates nothing in the
 // optimizer: factors, inverses, the momentum buffer and every workspace are
-// members. docs/optimizers-kfac.md has the options, costs and references.
+// members (an eigen-variant refresh allocates inside Eigen's eigensolver).
+// The optimizer's own products run on the calling thread with Eigen
+// single-threaded; the objective's passes keep their thread slices.
+// docs/optimizers-kfac.md has the options, costs and references.
 #pragma once
 
 #include <Eigen/Cholesky>
@@ -96,9 +100,8 @@ struct KfacOptions {
   double ema_decay = 0.95;
   /// Steps between refreshes of the damped inverses: KFAC-Pytorch's TInv.
   /// M&G's experiments use T3 = 20; on the benchmark MLP 20, 50 and 100
-  /// give the same accuracy per step (damping 0.1 makes the preconditioner
-  /// insensitive to slightly stale factors) while a refresh costs about 25
-  /// single-threaded milliseconds, 20 Adam steps (docs: cost).
+  /// give the same accuracy per step while a refresh costs 25-45
+  /// single-threaded milliseconds, 15-25 Adam steps (docs: "Defaults").
   Index inverse_every = 100;
   /// Steps between updates of the factor averages: KFAC-Pytorch's TCov. A
   /// statistics step adds a second backward pass and the rank-B updates of
@@ -109,7 +112,7 @@ struct KfacOptions {
   nn::FisherKind fisher = nn::FisherKind::True;
   KfacInverse inverse = KfacInverse::Cholesky;
   /// Levenberg-Marquardt adjustment of damping from the reduction ratio (M&G
-  /// sec. 6.5). Off by default, as in KFAC-Pytorch and KFAC-JAX.
+  /// sec. 6.5). Off by default, as in KFAC-JAX (KFAC-Pytorch has none).
   bool adaptive_damping = false;
   /// Steps between damping adjustments: M&G's T1 = 5.
   Index damping_every = 5;
