@@ -40,10 +40,11 @@ constexpr Index kLayoutFields = 5;  // layer, weight_offset, rows, cols, bias_of
 
 // The optimizer's own products and factorisations run on the calling thread
 // with Eigen kept to one thread. With Eigen's threads, a step on the shared
-// two-core machine took 10-20 times as long as the serial one: every
-// product's barrier waits for a thread the scheduler has taken away
-// (docs/optimizers-kfac.md, "Cost"). The objective's passes keep their own
-// thread slices.
+// two-core machine took 7-9 times as long as with one (145-185 ms against
+// 19-20 ms): every product's barrier waits for a thread the scheduler has
+// taken away
+// (docs/optimizers-kfac.md, "Cost per step"). The objective's passes keep
+// their own thread slices.
 class SingleThreadedProducts {
  public:
   SingleThreadedProducts() : saved_(omp_get_max_threads()) { omp_set_num_threads(1); }
