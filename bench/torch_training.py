@@ -8,6 +8,8 @@ usage:
   /usr/bin/python3 bench/torch_training.py --data-dir DIR --optimizer adam|sgd
       --lr LR [--momentum M] --batch-size 128 --epochs N --threads 2
       --init params.npy --order order.npy --target-accuracy 0.87 --eval-every STEPS
+      [--time-limit SECONDS] [--stop-at-target]
+      [--timing-steps 300 --timing-warmup 20 --timing-rounds 3] [--timing-only]
 
 DIR holds train_features.npy (float32 [n, d], or [n, 28, 28] flattened per
 sample), train_labels.npy (integer [n]), test_features.npy and
@@ -20,11 +22,25 @@ order[e] cut into consecutive runs of --batch-size, the last one shorter
 batches.
 
 Timing: a step is gathering the batch, forward, backward and
-optimizer.step(); seconds_per_epoch and mean_step_seconds count steps only.
-Every --eval-every steps (and after the last step) the test accuracy is
-measured outside the clock; seconds_to_target is the training time at the
-first evaluation with accuracy >= --target-accuracy (null if none).
-final_loss is the mean loss over the whole training set at the end.
+optimizer.step(); seconds_per_epoch and mean_step_seconds count steps only
+(seconds_per_epoch = training seconds / fractional epochs run).
+The test accuracy is measured outside the clock every --eval-every steps
+(counted over the whole run), after the last batch of every epoch and after
+the last step, as hesse's fit() does; seconds_to_target is the training time
+at the first evaluation with accuracy >= --target-accuracy (null if none).
+--stop-at-target ends the run there; --time-limit ends it once the training
+time reaches the limit (both as fit()'s target_accuracy and
+time_limit_seconds). final_loss is the mean loss over the whole training set
+at the end.
+
+--timing-steps N (0: off) first measures the step alone, as bench_training's
+step_timing: from the initial parameters with a new optimizer, --timing-warmup
+untimed steps then N timed ones on the same batch order; repeated
+--timing-rounds times, the round with the median mean is reported under
+"step_timing" (mean, median, min, every round's mean). The training run that
+follows starts again from the initial parameters; --timing-only skips it and
+prints the step timing alone (bench/run_training alternates such rounds with
+bench_training's, so both programs are timed under the same machine load).
 
 Run with Debian's interpreter (python3-torch 1.13 imports only under
 /usr/bin/python3) and OMP_WAIT_POLICY=PASSIVE on a shared machine.
@@ -62,6 +78,16 @@ def parse_args():
     p.add_argument("--eval-every", type=int, default=0,
                    help="steps between test evaluations (0: once per epoch)")
     p.add_argument("--sizes", default="784-128-64-10", help="layer sizes, ReLU between")
+    p.add_argument("--time-limit", type=float, default=0.0,
+                   help="training-time budget in seconds (0: none)")
+    p.add_argument("--stop-at-target", action="store_true",
+                   help="stop at the first evaluation that reaches --target-accuracy")
+    p.add_argument("--timing-steps", type=int, default=0,
+                   help="steps of the separate step-time measurement (0: none)")
+    p.add_argument("--timing-warmup", type=int, default=20)
+    p.add_argument("--timing-rounds", type=int, default=3)
+    p.add_argument("--timing-only", action="store_true",
+                   help="measure the step time (--timing-steps) and skip the training run")
     return p.parse_args()
 
 
@@ -136,10 +162,57 @@ def evaluate(network, features, labels, chunk=4096):
     return correct / features.shape[0], loss / features.shape[0]
 
 
+def batches(order, n, batch_size):
+    """Every batch of every epoch in order: (epoch, index of the batch in it, indices)."""
+    for epoch in range(order.shape[0]):
+        for begin in range(0, n, batch_size):
+            yield epoch, begin // batch_size, order[epoch, begin:begin + batch_size]
+
+
+def train_step(network, optimizer, train_x, train_y, batch):
+    x, y = train_x.index_select(0, batch), train_y.index_select(0, batch)
+    optimizer.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(network(x), y)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def step_timing(args, sizes, init, order, train_x, train_y):
+    """Mean, median and min of --timing-steps steps after --timing-warmup, per round."""
+    n = train_x.shape[0]
+    rounds = []
+    for _ in range(args.timing_rounds):
+        network = make_network(sizes, init)
+        optimizer = make_optimizer(args, network.parameters())
+        times = []
+        for _, _, batch in batches(order, n, args.batch_size):
+            if len(times) == args.timing_warmup + args.timing_steps:
+                break
+            start = time.perf_counter()
+            train_step(network, optimizer, train_x, train_y, batch)
+            times.append(time.perf_counter() - start)
+        timed = sorted(times[args.timing_warmup:])
+        if not timed:
+            fail("--timing-steps: the order holds no batch beyond the warm-up")
+        k = len(timed)
+        median = timed[k // 2] if k % 2 else 0.5 * (timed[k // 2 - 1] + timed[k // 2])
+        rounds.append({"warmup_steps": args.timing_warmup, "steps": k,
+                       "mean_step_seconds": sum(timed) / k, "median_step_seconds": median,
+                       "min_step_seconds": timed[0], "max_step_seconds": timed[-1]})
+    chosen = dict(sorted(rounds, key=lambda r: r["mean_step_seconds"])[len(rounds) // 2])
+    chosen["round_means"] = [r["mean_step_seconds"] for r in rounds]
+    return chosen
+
+
 def main():
     args = parse_args()
     if args.batch_size < 1 or args.epochs < 1 or args.threads < 1 or args.eval_every < 0:
         fail("--batch-size, --epochs and --threads must be >= 1, --eval-every >= 0")
+    if args.time_limit < 0 or args.timing_steps < 0 or args.timing_warmup < 0 or args.timing_rounds < 1:
+        fail("--time-limit, --timing-steps and --timing-warmup must be >= 0, --timing-rounds >= 1")
+    if args.timing_only and args.timing_steps == 0:
+        fail("--timing-only needs --timing-steps N > 0")
     torch.set_num_threads(args.threads)
     sizes = [int(s) for s in args.sizes.split("-")]
     train_x, train_y = load_split(args.data_dir, "train")
@@ -156,10 +229,19 @@ def main():
     for e in range(args.epochs):
         if not np.array_equal(np.sort(order[e]), np.arange(n)):
             fail(f"{args.order}: epoch {e} is not a permutation of 0..{n - 1}")
-    order = torch.from_numpy(order.astype(np.int64))
+    order = torch.from_numpy(order[:args.epochs].astype(np.int64))
+    init = np.load(args.init).astype(np.float32, copy=False)
 
-    network = make_network(sizes, np.load(args.init).astype(np.float32, copy=False))
+    timing = step_timing(args, sizes, init, order, train_x, train_y) if args.timing_steps > 0 else None
+    if args.timing_only:
+        print(json.dumps({"optimizer": args.optimizer, "lr": args.lr, "momentum": args.momentum,
+                          "batch_size": args.batch_size, "threads": torch.get_num_threads(),
+                          "torch": torch.__version__, "step_timing": timing}))
+        return
+
+    network = make_network(sizes, init)
     optimizer = make_optimizer(args, network.parameters())
+    steps_per_epoch = (n + args.batch_size - 1) // args.batch_size
 
     steps, train_seconds = 0, 0.0
     seconds_to_target = None
@@ -173,21 +255,20 @@ def main():
             seconds_to_target = train_seconds
         return accuracy
 
-    for epoch in range(args.epochs):
-        for begin in range(0, n, args.batch_size):
-            start = time.perf_counter()
-            batch = order[epoch, begin:begin + args.batch_size]
-            x, y = train_x.index_select(0, batch), train_y.index_select(0, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(network(x), y)
-            loss.backward()
-            optimizer.step()
-            train_seconds += time.perf_counter() - start
-            steps += 1
-            if args.eval_every > 0 and steps % args.eval_every == 0:
-                record()
-        if args.eval_every == 0:
+    stop_reason = "epochs completed"
+    for _, index, batch in batches(order, n, args.batch_size):
+        start = time.perf_counter()
+        train_step(network, optimizer, train_x, train_y, batch)
+        train_seconds += time.perf_counter() - start
+        steps += 1
+        if (args.eval_every > 0 and steps % args.eval_every == 0) or index + 1 == steps_per_epoch:
             record()
+            if args.stop_at_target and seconds_to_target is not None:
+                stop_reason = "target accuracy reached"
+                break
+        if args.time_limit > 0 and train_seconds >= args.time_limit:
+            stop_reason = "time limit"
+            break
     if not history or history[-1]["step"] != steps:
         record()
     final_accuracy = history[-1]["test_accuracy"]
@@ -195,9 +276,11 @@ def main():
 
     print(json.dumps({
         "optimizer": args.optimizer,
-        "epochs": args.epochs,
+        "epochs": steps / steps_per_epoch,
         "steps": steps,
-        "seconds_per_epoch": train_seconds / args.epochs,
+        "stop_reason": stop_reason,
+        "seconds": train_seconds,
+        "seconds_per_epoch": train_seconds * steps_per_epoch / steps,
         "seconds_to_target": seconds_to_target,
         "reached_target": seconds_to_target is not None,
         "target_accuracy": args.target_accuracy,
@@ -208,6 +291,9 @@ def main():
         "threads": torch.get_num_threads(),
         "batch_size": args.batch_size,
         "lr": args.lr,
+        "momentum": args.momentum,
+        "eval_every_steps": args.eval_every,
+        "step_timing": timing,
         "history": history,
     }))
 
