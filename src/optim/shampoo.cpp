@@ -26,10 +26,11 @@ constexpr double kSmallestLargestEigenvalue = 1e-16;
 // Guards the grafting ratio |a| / |P| against P = 0 (then a = 0 too).
 constexpr double kNormFloor = 1e-16;
 
-// The per-step products (a few block_size^3 each) run on the calling thread
-// with Eigen kept to one thread. An OpenMP region around them, or Eigen's
-// own threads inside each small product, made a step up to ten times slower
-// on a shared two-core machine: a barrier waits for a descheduled thread
+// Eigen kept to one thread for a scope. The per-step products are many
+// small ones (a few block_size^3 each): Eigen's own threads inside each made
+// a step 7-20 times slower on a shared two-core machine, as every product's
+// barrier waits for a thread the scheduler has taken away. The blocks are
+// shared out over the OpenMP threads instead, one block per thread at a time
 // (docs/optimizers-shampoo.md, "Cost").
 class SingleThreadedProducts {
  public:
@@ -42,6 +43,19 @@ class SingleThreadedProducts {
   int saved_;
 };
 
+// work(j) for j in [0, count) over `threads` OpenMP threads, dynamically (the
+// first items first), or on the calling thread when there is one thread: a
+// team of one would allocate at every region in libgomp.
+template <class Work>
+void parallel_for(Index count, int threads, const Work& work) {
+  if (threads > 1 && count > 1) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (Index j = 0; j < count; ++j) work(j);
+  } else {
+    for (Index j = 0; j < count; ++j) work(j);
+  }
+}
+
 }  // namespace
 
 void ShampooOptions::validate() const {
@@ -51,6 +65,7 @@ void ShampooOptions::validate() const {
   if (!(beta2 > 0 && beta2 <= 1)) fail("beta2", beta2, "must be in (0, 1] (1: sums)");
   if (!(epsilon > 0 && std::isfinite(epsilon))) fail("epsilon", epsilon, "must be finite and > 0");
   if (inverse_every < 1) fail("inverse_every", double(inverse_every), "must be >= 1");
+  if (statistics_every < 1) fail("statistics_every", double(statistics_every), "must be >= 1");
   if (block_size < 1) fail("block_size", double(block_size), "must be >= 1");
   if (graft != ShampooGraft::Adagrad && graft != ShampooGraft::Adam)
     fail("graft", double(static_cast<int>(graft)), "must be 0 (adagrad) or 1 (adam)");
@@ -75,6 +90,7 @@ ShampooOptions ShampooOptions::from_settings(const OptimizerSettings& settings) 
   r.read("eps", o.epsilon);
   r.read("relative_eps", o.relative_epsilon);
   r.read("inverse_every", o.inverse_every);
+  r.read("statistics_every", o.statistics_every);
   r.read("block_size", o.block_size);
   int graft = static_cast<int>(o.graft);
   r.read("graft", graft);
@@ -186,6 +202,15 @@ void Shampoo<T>::prepare(const StochasticObjective<T>& f, Index dimension) {
   }
   for (Block& b : fresh) b.product.resize(b.rows, b.cols);
   blocks_.swap(fresh);
+  // Largest work first, so the dynamic schedule ends with the small blocks.
+  schedule_.resize(blocks_.size());
+  for (std::size_t k = 0; k < blocks_.size(); ++k) schedule_[k] = static_cast<Index>(k);
+  const auto work = [&](Index k) {
+    const Block& b = blocks_[static_cast<std::size_t>(k)];
+    return b.rows * b.cols * (b.rows + b.cols);
+  };
+  std::stable_sort(schedule_.begin(), schedule_.end(),
+                   [&](Index a, Index b) { return work(a) > work(b); });
   root_failed_.assign(2 * blocks_.size(), 0);
   if (momentum_.size() == 0) {
     momentum_.setZero(dimension);
@@ -286,36 +311,40 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x,
   const Index start = options_.start_preconditioning_step;
   const bool preconditioned = t >= start;
   const bool refresh = preconditioned && (t - start) % options_.inverse_every == 0;
+  // distributed_shampoo's statistics_compute_steps: its 0-based step % k == 0.
+  const bool update = (t - 1) % options_.statistics_every == 0;
+  // Every block on one thread with Eigen single-threaded inside it: each
+  // block's arithmetic is then the same for any thread count.
+  const int threads = omp_get_max_threads();
+  SingleThreadedProducts guard;
+  const auto block_at = [&](Index j) -> Block& {
+    return blocks_[static_cast<std::size_t>(schedule_[static_cast<std::size_t>(j)])];
+  };
   if (refresh) {
-    {
-      SingleThreadedProducts guard;
-      for (Block& b : blocks_) update_statistics(b);
-    }
-    // The eigendecompositions are the expensive part and independent: one
-    // OpenMP region for all of them.
-    const int threads = omp_get_max_threads();
+    if (update) parallel_for(num_blocks, threads, [&](Index j) { update_statistics(block_at(j)); });
+    // The eigendecompositions are the expensive part and independent.
     if (workspaces_.size() < static_cast<std::size_t>(threads))
       workspaces_.resize(static_cast<std::size_t>(threads));
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-    for (Index j = 0; j < 2 * num_blocks; ++j) {
-      Block& b = blocks_[static_cast<std::size_t>(j / 2)];
+    parallel_for(2 * num_blocks, threads, [&](Index j) {
+      Block& b = block_at(j / 2);
       RootWorkspace& ws = workspaces_[static_cast<std::size_t>(omp_get_thread_num())];
       const bool ok = j % 2 == 0 ? inverse_root(b.left, b.left_root, ws)
                                  : inverse_root(b.right, b.right_root, ws);
-      root_failed_[static_cast<std::size_t>(j)] = ok ? 0 : 1;
-    }
+      root_failed_[static_cast<std::size_t>(2 * schedule_[static_cast<std::size_t>(j / 2)] +
+                                            j % 2)] = ok ? 0 : 1;
+    });
     const auto failed = std::count(root_failed_.begin(), root_failed_.end(), 1);
     if (failed > 0)
       result.event = std::to_string(failed) +
                      " inverse root(s) failed (non-finite or no convergence): previous "
                      "roots kept";
-  }
-  {
-    SingleThreadedProducts guard;
-    for (Block& b : blocks_) {
-      if (!refresh) update_statistics(b);
+    parallel_for(num_blocks, threads, [&](Index j) { precondition(block_at(j)); });
+  } else if (update || preconditioned) {
+    parallel_for(num_blocks, threads, [&](Index j) {
+      Block& b = block_at(j);
+      if (update) update_statistics(b);
       if (preconditioned) precondition(b);
-    }
+    });
   }
   if (preconditioned) {
     // Layer-wise grafting (Agarwal et al. 2020): Shampoo's direction with the

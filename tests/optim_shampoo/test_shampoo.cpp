@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <omp.h>
 #include <vector>
 
 #include "../common/small_network.hpp"
@@ -96,11 +97,12 @@ struct ReferenceShampoo {
     ++t;
     const Vector<double> a = graft(g);
     const double w = options.beta2 < 1 ? 1 - options.beta2 : 1;
-    for (Block& b : blocks) {
-      const Matrix<double> G = block_of(g, b);
-      b.L = options.beta2 * b.L + w * G * G.transpose();
-      b.R = options.beta2 * b.R + w * G.transpose() * G;
-    }
+    if ((t - 1) % options.statistics_every == 0)
+      for (Block& b : blocks) {
+        const Matrix<double> G = block_of(g, b);
+        b.L = options.beta2 * b.L + w * G * G.transpose();
+        b.R = options.beta2 * b.R + w * G.transpose() * G;
+      }
     const Index start = options.start_preconditioning_step;
     Vector<double> u = a;
     if (t >= start) {
@@ -192,6 +194,77 @@ TEST(Shampoo, StepEqualsDenseFormulaWithBlocking) {
   EXPECT_EQ(layout[12].offset, 80);
   EXPECT_EQ(layout[17].col_begin, 15);
   EXPECT_EQ(layout[17].cols, 2);
+}
+
+TEST(Shampoo, StepEqualsDenseFormulaWithStatisticsEvery) {
+  // Statistics at steps 1, 4, 7; roots at 2, 4, 6, 8: refreshes with and
+  // without a statistics update, stale statistics between.
+  ShampooOptions o{.learning_rate = 0.05, .beta1 = 0.5, .beta2 = 0.9, .epsilon = 1e-4,
+                   .inverse_every = 2, .statistics_every = 3, .block_size = 3,
+                   .start_preconditioning_step = 2};
+  EXPECT_LT(deviation_from_reference(o, 8), 1e-10);
+}
+
+TEST(Shampoo, StatisticsChangeOnlyEveryStatisticsEverySteps) {
+  Problem<double> p;
+  Shampoo<double> opt({.inverse_every = 100, .statistics_every = 3, .block_size = 8,
+                       .start_preconditioning_step = 2});
+  Vector<double> x = p.net.network().initial_parameters(3);
+  data::BatchSampler sampler(p.data.num_samples(), 16, 5);
+  sampler.start_epoch(0);
+  std::vector<double> previous;
+  for (Index k = 0; k < 7; ++k) {
+    opt.step(p.f, x, sampler.batch(k % sampler.num_batches()));
+    StateDict s;
+    opt.save_state(s);
+    const std::vector<double> left = s.array("shampoo.left.0");
+    const bool updated = k % 3 == 0;  // steps 1, 4, 7
+    EXPECT_EQ(left != previous, updated) << "step " << k + 1;
+    previous = left;
+  }
+}
+
+// The blocks are shared out over the OpenMP threads, each block's arithmetic
+// on one thread: the trajectory and the state are the same bit for bit on
+// one, two or three threads (the objective itself on one thread throughout).
+template <class T>
+void expect_same_on_any_thread_count() {
+  const auto data = testing::blobs<T>(96);
+  nn::NetworkObjective<T> net(testing::small_mlp<T>(), nn::LossKind::SoftmaxCrossEntropy, data,
+                              {.threads = 1});
+  StochasticAdapter<nn::NetworkObjective<T>> f(net);
+  const ShampooOptions o{.learning_rate = 0.02, .inverse_every = 3, .statistics_every = 2,
+                         .block_size = 4, .start_preconditioning_step = 2,
+                         .weight_decay = 1e-3};
+  const int saved = omp_get_max_threads();
+  std::vector<Vector<T>> finals;
+  std::vector<std::string> states;
+  for (const int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    Shampoo<T> opt(o);
+    Vector<T> x = net.network().initial_parameters(4);
+    data::BatchSampler sampler(data.num_samples(), 16, 9);
+    sampler.start_epoch(0);
+    for (Index k = 0; k < 12; ++k) {
+      const StepResult r = opt.step(f, x, sampler.batch(k % sampler.num_batches()));
+      EXPECT_TRUE(r.accepted) << r.event;
+    }
+    finals.push_back(x);
+    StateDict s;
+    opt.save_state(s);
+    states.push_back(s.serialize());
+  }
+  omp_set_num_threads(saved);
+  for (std::size_t k = 1; k < finals.size(); ++k) {
+    EXPECT_EQ(0, std::memcmp(finals[0].data(), finals[k].data(), sizeof(T) * finals[0].size()))
+        << "threads " << k + 1;
+    EXPECT_EQ(states[0], states[k]) << "threads " << k + 1;
+  }
+}
+
+TEST(Shampoo, SameResultOnAnyThreadCount) {
+  expect_same_on_any_thread_count<float>();
+  expect_same_on_any_thread_count<double>();
 }
 
 TEST(Shampoo, RootsInTheStateAreInverseFourthRoots) {
@@ -442,6 +515,7 @@ TEST(Shampoo, InvalidOptionsNameTheField) {
   expect_field({.beta2 = 1}, "beta2");  // with Adam grafting
   expect_field({.epsilon = 0}, "epsilon");
   expect_field({.inverse_every = 0}, "inverse_every");
+  expect_field({.statistics_every = 0}, "statistics_every");
   expect_field({.block_size = 0}, "block_size");
   expect_field({.graft = static_cast<ShampooGraft>(2)}, "graft");
   expect_field({.graft_epsilon = -1}, "graft_epsilon");
@@ -459,7 +533,7 @@ TEST(Shampoo, InvalidOptionsNameTheField) {
 TEST(Shampoo, SettingsAndFactory) {
   const ShampooOptions o = ShampooOptions::from_settings(
       {{"lr", 0.1}, {"beta1", 0.5}, {"beta2", 1}, {"eps", 1e-8}, {"relative_eps", 0},
-       {"inverse_every", 20}, {"block_size", 64}, {"graft", 0}, {"graft_eps", 1e-9},
+       {"inverse_every", 20}, {"statistics_every", 4}, {"block_size", 64}, {"graft", 0}, {"graft_eps", 1e-9},
        {"start_preconditioning_step", 2}, {"weight_decay", 1e-4}});
   EXPECT_EQ(o.learning_rate, 0.1);
   EXPECT_EQ(o.beta1, 0.5);
@@ -467,6 +541,7 @@ TEST(Shampoo, SettingsAndFactory) {
   EXPECT_EQ(o.epsilon, 1e-8);
   EXPECT_FALSE(o.relative_epsilon);
   EXPECT_EQ(o.inverse_every, 20);
+  EXPECT_EQ(o.statistics_every, 4);
   EXPECT_EQ(o.block_size, 64);
   EXPECT_EQ(o.graft, ShampooGraft::Adagrad);
   EXPECT_EQ(o.graft_epsilon, 1e-9);

@@ -20,10 +20,13 @@
 // matrix; parameters outside every parameter block take the grafting step;
 // an objective without parameter blocks is one [n, 1] matrix.
 //
-// A step costs one batch gradient and four products per block, on the
-// calling thread; every `inverse_every` steps it also computes two symmetric
-// eigendecompositions per block (in double, over the OpenMP threads), which
-// allocate inside Eigen. Other steps allocate nothing after the first. A
+// A step costs one batch gradient and four products per block (two when
+// the statistics are not updated, see statistics_every); the blocks are
+// shared out over the OpenMP threads, each block's products on one thread,
+// so the result does not depend on the thread count. Every `inverse_every`
+// steps it also computes two symmetric eigendecompositions per block (in
+// double, over the OpenMP threads), which allocate inside Eigen. Other steps
+// allocate nothing after the first. A
 // loss or gradient with NaN/Inf rejects the step (accepted = false, an
 // event) and leaves x and the state as they were; an inverse root that
 // fails keeps the previous one (an event).
@@ -73,6 +76,11 @@ struct ShampooOptions {
   /// Shampoo optimizer"; it keeps the eigendecompositions' cost per step
   /// small (docs/optimizers-shampoo.md).
   Index inverse_every = 100;
+  /// Update the statistics L, R only at steps 1, 1 + k, 1 + 2k, ... (each
+  /// update decays by beta2 once); between them a step costs two products
+  /// per block instead of four. distributed_shampoo's
+  /// statistics_compute_steps (its default 1, as here).
+  Index statistics_every = 1;
   /// Dimensions larger than this are split into blocks of this size (the
   /// last one smaller), each block with its own statistics (Anil et al.
   /// sec. 3.4; distributed_shampoo recommends 128).
@@ -89,7 +97,7 @@ struct ShampooOptions {
   /// Throws InvalidArgument naming shampoo.<field>, its value and the rule.
   void validate() const;
   /// Reads "lr", "beta1", "beta2", "eps", "relative_eps", "inverse_every",
-  /// "block_size", "graft" (0 adagrad, 1 adam), "graft_eps",
+  /// "statistics_every", "block_size", "graft" (0 adagrad, 1 adam), "graft_eps",
   /// "start_preconditioning_step", "weight_decay"; throws InvalidArgument
   /// for any other name.
   static ShampooOptions from_settings(const OptimizerSettings& settings);
@@ -98,7 +106,7 @@ struct ShampooOptions {
 /// Shampoo with grafting; at step t (from 1), for every layer matrix G (the
 /// batch gradient's slice) and every block G_b of it:
 ///   L_b = beta2 L_b + w G_b G_b^T,   R_b = beta2 R_b + w G_b^T G_b
-///         (w = 1 - beta2, or 1 when beta2 = 1)
+///         (w = 1 - beta2, or 1 when beta2 = 1), when (t - 1) % statistics_every == 0
 ///   roots, when t >= start and (t - start) % inverse_every == 0:
 ///         L_b^{-1/4} = (L_b + e I)^{-1/4},  R_b^{-1/4} = (R_b + e I)^{-1/4}
 ///         by symmetric eigendecomposition (negative rounding clamped to 0)
@@ -161,6 +169,7 @@ class Shampoo final : public Optimizer<T> {
   std::vector<Layer> layers_;
   std::vector<Block> blocks_;
   std::vector<std::pair<Index, Index>> uncovered_;  // [begin, end) outside every layer
+  std::vector<Index> schedule_;                     // blocks_ indices, largest work first
   std::vector<RootWorkspace> workspaces_;           // one per OpenMP thread of a refresh
   std::vector<char> root_failed_;                   // per statistic, this step
   Vector<T> gradient_, graft_accumulator_, graft_direction_, direction_, momentum_;
