@@ -2,7 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
 #include <cmath>
+#include <numeric>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include "hesse/core/error.hpp"
 #include "hesse/models/softmax_regression.hpp"
@@ -101,6 +107,160 @@ TEST(LogisticRegression, EqualsTwoClassSoftmaxWithAZeroClass) {
     EXPECT_NEAR(g_softmax[1 + 2 * j], g[j], 1e-14);
     EXPECT_NEAR(g_softmax[2 * j], -(g[j] - 0.2 * theta[j]), 1e-14);
   }
+}
+
+/// The straightforward two-pass formulas (one GEMV for z, one for X r), on
+/// the selected samples `indices` (all when empty).
+struct TwoPass {
+  double value = 0;
+  Vector<double> gradient, hessian_vector;
+};
+
+TwoPass two_pass(const hesse::data::Dataset<double>& data, const std::vector<Index>& indices,
+                 const Vector<double>& theta, const Vector<double>& v, double l2, bool intercept) {
+  const hesse::data::Dataset<double> set = indices.empty() ? data : hesse::test::subset(data, indices);
+  const Matrix<double> X = set.is_sparse() ? Matrix<double>(set.sparse_features) : set.features;
+  const Vector<double> y = set.targets.row(0).transpose();
+  const Index d = X.rows();
+  const Index m = X.cols();
+  const double b = intercept ? theta[d] : 0.0;
+  const double v_b = intercept ? v[d] : 0.0;
+  const Vector<double> z = (X.transpose() * theta.head(d)).array() + b;
+  Vector<double> residual(m), curvature(m);
+  double loss = 0;
+  for (Index i = 0; i < m; ++i) {
+    const double e = std::exp(-std::abs(z[i]));
+    loss += std::max(-(2 * y[i] - 1) * z[i], 0.0) + std::log1p(e);
+    residual[i] = (z[i] >= 0 ? 1 / (1 + e) : e / (1 + e)) - y[i];
+    curvature[i] = e / ((1 + e) * (1 + e));
+  }
+  const Vector<double> u =
+      curvature.cwiseProduct(Vector<double>((X.transpose() * v.head(d)).array() + v_b));
+  TwoPass out;
+  out.value = loss / static_cast<double>(m) + 0.5 * l2 * theta.head(d).squaredNorm();
+  out.gradient.setZero(theta.size());
+  out.hessian_vector.setZero(theta.size());
+  out.gradient.head(d) = X * residual / static_cast<double>(m) + l2 * theta.head(d);
+  out.hessian_vector.head(d) = X * u / static_cast<double>(m) + l2 * v.head(d);
+  if (intercept) {
+    out.gradient[d] = residual.sum() / static_cast<double>(m);
+    out.hessian_vector[d] = u.sum() / static_cast<double>(m);
+  }
+  return out;
+}
+
+void expect_matches_two_pass(LogisticRegression<double>& f, const hesse::data::Dataset<double>& data,
+                             const std::vector<Index>& indices, const Vector<double>& theta,
+                             const Vector<double>& v, const char* what) {
+  const TwoPass expected = two_pass(data, indices, theta, v, f.options().l2, f.options().fit_intercept);
+  Vector<double> g, hv;
+  const double value = f.value_and_gradient(theta, &g);
+  f.hessian_vector(theta, v, hv);
+  EXPECT_NEAR(value, expected.value, 1e-12 * std::abs(expected.value)) << what;
+  EXPECT_NEAR(f.value(theta), expected.value, 1e-12 * std::abs(expected.value)) << what;
+  EXPECT_LE((g - expected.gradient).norm(), 1e-12 * expected.gradient.norm()) << what;
+  EXPECT_LE((hv - expected.hessian_vector).norm(), 1e-12 * expected.hessian_vector.norm()) << what;
+}
+
+// Sizes below and above the parallel threshold (1e6 entries of X, see
+// logistic_regression.hpp), with sample counts that no slice width divides.
+TEST(LogisticRegression, OnePassEqualsTwoPassFormulas) {
+  const std::vector<std::tuple<Index, Index, bool>> sizes = {
+      {569, 30, false}, {1001, 7, false}, {9973, 101, false}, {25013, 40, false}, {3, 2, false},
+      {2003, 9, true},  {36011, 100, true}};
+  for (const auto& [n, d, sparse] : sizes) {
+    for (const bool intercept : {true, false}) {
+      const auto data = hesse::test::make_classification(n, d, 2, sparse, 40 + static_cast<std::uint64_t>(n));
+      LogisticRegression<double> f(data, {.l2 = 0.01, .fit_intercept = intercept});
+      const Vector<double> theta = hesse::test::random_vector(f.dimension(), 41, 0.3);
+      const Vector<double> v = hesse::test::random_vector(f.dimension(), 42);
+      const std::string what = "n " + std::to_string(n) + " d " + std::to_string(d) +
+                               (sparse ? " sparse" : " dense") + (intercept ? " intercept" : "");
+      expect_matches_two_pass(f, data, {}, theta, v, what.c_str());
+    }
+  }
+}
+
+TEST(LogisticRegression, OnePassOnABatchEqualsTwoPassFormulas) {
+  const auto data = hesse::test::make_classification(30011, 50, 2, false, 43);
+  LogisticRegression<double> f(data, {.l2 = 0.01});
+  std::vector<Index> batch;
+  for (Index i = 0; i < 25000; ++i) batch.push_back((i * 7919) % 30011);  // above the threshold
+  batch.push_back(batch.front());                                         // a repeat
+  const Vector<double> theta = hesse::test::random_vector(51, 44, 0.3);
+  const Vector<double> v = hesse::test::random_vector(51, 45);
+  f.select_batch(batch);
+  expect_matches_two_pass(f, data, batch, theta, v, "batch");
+}
+
+TEST(LogisticRegression, ProductsDoNotDependOnTheThreadCount) {
+  const auto data = hesse::test::make_classification(20011, 64, 2, false, 46);  // above the threshold
+  const Vector<double> theta = hesse::test::random_vector(65, 47, 0.3);
+  const Vector<double> v = hesse::test::random_vector(65, 48);
+  const int saved = omp_get_max_threads();
+  std::vector<std::tuple<double, Vector<double>, Vector<double>, Vector<double>>> runs;
+  for (const int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    LogisticRegression<double> f(data);
+    Vector<double> g, hv_uncached, hv_cached;
+    f.hessian_vector(theta, v, hv_uncached);
+    const double value = f.value_and_gradient(theta, &g);
+    f.hessian_vector(theta, v, hv_cached);
+    runs.emplace_back(value, g, hv_uncached, hv_cached);
+  }
+  omp_set_num_threads(saved);
+  for (std::size_t k = 1; k < runs.size(); ++k) {
+    EXPECT_EQ(std::get<0>(runs[k]), std::get<0>(runs[0]));
+    EXPECT_TRUE(std::get<1>(runs[k]) == std::get<1>(runs[0]));
+    EXPECT_TRUE(std::get<2>(runs[k]) == std::get<2>(runs[0]));
+    EXPECT_TRUE(std::get<3>(runs[k]) == std::get<3>(runs[0]));
+  }
+}
+
+TEST(LogisticRegression, CachedCurvatureFollowsThetaAndSelection) {
+  const auto data = hesse::test::make_classification(3001, 6, 2, false, 49);
+  LogisticRegression<double> f(data, {.l2 = 0.01});
+  const Vector<double> x1 = hesse::test::random_vector(7, 50);
+  const Vector<double> x2 = hesse::test::random_vector(7, 51);
+  const Vector<double> v = hesse::test::random_vector(7, 52);
+  auto expect_hvp = [&](const Vector<double>& x, const std::vector<Index>& indices, const char* what) {
+    Vector<double> hv;
+    f.hessian_vector(x, v, hv);
+    const TwoPass expected = two_pass(data, indices, x, v, 0.01, true);
+    EXPECT_LE((hv - expected.hessian_vector).norm(), 1e-12 * expected.hessian_vector.norm()) << what;
+  };
+
+  // The cached product at the evaluated theta equals the product computed
+  // from scratch bit for bit.
+  Vector<double> fresh, cached;
+  LogisticRegression<double>(data, {.l2 = 0.01}).hessian_vector(x1, v, fresh);
+  f.value(x1);
+  f.hessian_vector(x1, v, cached);
+  EXPECT_TRUE(cached == fresh);
+
+  f.value(x1);
+  expect_hvp(x2, {}, "another theta");
+  Vector<double> x3 = x2;
+  x3[3] += 1e-3;  // same size, one entry changed
+  expect_hvp(x3, {}, "one entry changed");
+
+  // Batches of the same size at the same theta, then all samples again.
+  std::vector<Index> a(1000), b(1000);
+  std::iota(a.begin(), a.end(), Index{0});
+  std::iota(b.begin(), b.end(), Index{2000});
+  f.select_batch(a);
+  f.value(x1);
+  expect_hvp(x1, a, "batch a");
+  f.select_batch(b);
+  expect_hvp(x1, b, "batch b after a at the same theta");
+  f.value(x1);
+  f.select_all();
+  expect_hvp(x1, {}, "all after batch b at the same theta");
+  Matrix<double> H;
+  f.select_batch(a);
+  f.hessian(x2, H);
+  f.select_all();
+  expect_hvp(x2, {}, "all after a Hessian on batch a");
 }
 
 TEST(LogisticRegression, RejectsBadData) {

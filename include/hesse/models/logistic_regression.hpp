@@ -16,6 +16,19 @@
 // canonical link of a linear model, so the term with the model's second
 // derivative vanishes (Schraudolph 2002, section 3).
 //
+// Cost: value, value_and_gradient and hessian_vector each read X once. The
+// selected samples are cut into cache-sized slices; per slice z = X_s^T w + b,
+// the losses, p - y and p (1 - p), then the slice's gradient term X_s (p - y),
+// while the slice is still in cache. Above about 1e6 entries of X (n d, or
+// the stored entries of sparse features) the slices are shared by the OpenMP
+// threads; each fixed chunk of slices sums into its own partial vector and the
+// partials are added in chunk order, so the results do not depend on the
+// thread count or on timing (bitwise). Every evaluation keeps p (1 - p) with
+// the theta it belongs to: hessian_vector at that theta (what Newton-CG and
+// trust-region CG do between gradients) is one pass with no exp; at another
+// theta, or after select_batch / select_all, it recomputes them in the same
+// single pass.
+//
 // scikit-learn's LogisticRegression(C=C, penalty="l2") minimises
 // C sum_i log(1 + exp(-s_i z_i)) + 1/2 |w|^2, which is n C times L with
 // l2 = 1 / (n C): the same minimiser. Its intercept is likewise unpenalised
@@ -66,21 +79,35 @@ class LogisticRegression {
   void hessian(const Vector<T>& x, Matrix<T>& out);
 
   Index num_samples() const { return design_.num_samples(); }
-  void select_batch(std::span<const Index> indices) { design_.select_batch(indices); }
-  void select_all() { design_.select_all(); }
+  /// Selecting samples drops the cached p (1 - p) (see the top of this file).
+  void select_batch(std::span<const Index> indices) {
+    curvature_valid_ = false;
+    design_.select_batch(indices);
+  }
+  void select_all() {
+    curvature_valid_ = false;
+    design_.select_all();
+  }
 
  private:
   /// curvature_[i] = p_i (1 - p_i) for the predictors z.
   void compute_curvature(const Eigen::Ref<const Vector<T>>& z);
+  /// Marks curvature_ as belonging to theta on the current selection.
+  void keep_curvature(const Vector<T>& theta);
+  bool has_curvature(const Vector<T>& theta) const;
   /// out += l2 [w; 0].
   void add_ridge(const Vector<T>& w, Vector<T>& out) const;
 
   DesignMatrix<T> design_;
   LogisticRegressionOptions options_;
-  Vector<T> scores_;     // z  [m]
-  Vector<T> residual_;   // p - y  [m]
-  Vector<T> curvature_;  // p (1 - p)  [m]
-  Matrix<T> pair_;       // [z, X^T v_w + v_b]  [m, 2]
+  Vector<T> scores_;      // z  [m], hessian only
+  Vector<T> residual_;    // z, then p - y  [m]
+  Vector<T> curvature_;   // p (1 - p)  [m] at curvature_theta_
+  Vector<T> projection_;  // X^T v_w + v_b, then p (1 - p) times it  [m]
+  Vector<T> curvature_theta_;
+  bool curvature_valid_ = false;
+  Matrix<T> partials_;  // one column per chunk of slices (sample_slices.hpp)
+  Vector<T> total_;     // their sum
 };
 
 extern template class LogisticRegression<float>;
