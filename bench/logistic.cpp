@@ -1,8 +1,12 @@
 // L2-regularised logistic regression (models/logistic_regression.hpp) solved to
 // |g|_inf <= tolerance from theta = 0 by hesse's Newton, Newton-CG, trust-ncg
-// and L-BFGS, and by LBFGS++ (when its header is installed) on the very same
-// hesse objective; prints one JSON object. bench/run_logistic runs this and
-// bench/logistic_peers.py (scikit-learn, SciPy) on the same NPY files.
+// and L-BFGS, and by LBFGS++ (when its header is installed) twice: on its own
+// objective, written as an LBFGS++ user writes it (an Eigen functor with two
+// GEMVs per evaluation; the peer comparison, like scikit-learn's and SciPy's
+// own objective code), and on the very same hesse objective object (a
+// comparison of the solvers alone); prints one JSON object.
+// bench/run_logistic runs this and bench/logistic_peers.py (scikit-learn,
+// SciPy) on the same NPY files.
 //
 //   bench_logistic --write-breast-cancer DIR
 //       writes DIR/X.npy (float64 [569, 30]) and DIR/y.npy (int64 [569]): all
@@ -12,12 +16,13 @@
 //       [--reps R] [--solution-out FILE.npy]
 //       L: the ridge penalty (default 1/n, scikit-learn's C = 1); TOL: 1e-6;
 //       R: repetitions per solver (default 7), the median time is reported.
-//       Times exclude loading the data and building the objective.
+//       Times exclude loading the data and building the objective (for
+//       LBFGS++'s own objective: copying X into its layout).
 //       FILE.npy: hesse Newton's solution [w; b] for the peers' comparison.
 //       --product-costs: also time value, value+gradient, HVP and Hessian at
-//       theta = 0 (stderr); --history: every hesse run's iterations (stderr);
-//       --experiment: also run hesse's solvers on FusedLogistic (below), an
-//       experimental one-pass implementation of the same objective.
+//       theta = 0, and LBFGS++'s own objective (stderr); --history: every
+//       hesse run's iterations (stderr); --experiment: also run Newton-CG with
+//       Hessian-vector products on every 10th sample (SubsampledHessian below).
 //
 // LBFGS++ stops on |g|_2 <= TOL (it has no infinity-norm test), which is
 // stricter than hesse's |g|_inf <= TOL by up to a factor sqrt(d + 1).
@@ -131,9 +136,8 @@ double median(std::vector<double> values) {
 
 bool print_history = false;
 
-template <class Options>
-Result run_hesse(const std::string& name, hesse::models::LogisticRegression<double>& f, Options options,
-                 int reps) {
+template <class F, class Options>
+Result run_hesse(const std::string& name, F& f, Options options, int reps) {
   Result result;
   result.solver = name;
   for (int r = 0; r < reps; ++r) {
@@ -168,7 +172,7 @@ Result run_hesse(const std::string& name, hesse::models::LogisticRegression<doub
 /// LBFGS++'s functor interface over hesse's objective (the same code, so the
 /// comparison is of the solvers), counting evaluations.
 template <class F>
-struct LbfgsppObjective {
+struct LbfgsppOnHesse {
   F& f;
   long long evaluations = 0;
   double operator()(const Eigen::VectorXd& x, Eigen::VectorXd& gradient) {
@@ -177,8 +181,47 @@ struct LbfgsppObjective {
   }
 };
 
-template <template <class> class LineSearch, class F>
-Result run_lbfgspp(const std::string& name, F& f, double tolerance, int reps, int line_search_kind) {
+/// The objective as an LBFGS++ user writes it, on X [n, d] in the storage
+/// order `Layout` (Eigen's default column-major, or row-major as NumPy's C
+/// order reads): z = X w + b, f = mean log-loss + l2/2 |w|^2,
+/// g = [X^T (sigmoid(z) - y) / n + l2 w; 1^T (sigmoid(z) - y) / n], with
+/// Eigen's GEMVs and array expressions (vectorised exp and log1p).
+template <int Layout>
+class EigenLogistic {
+ public:
+  using Features = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Layout>;
+  EigenLogistic(const hesse::data::Dataset<double>& data, double l2)
+      : X_(data.features.transpose()), y_(data.targets.row(0).transpose().array()), l2_(l2) {}
+  long long evaluations = 0;
+  double operator()(const Eigen::VectorXd& theta, Eigen::VectorXd& gradient) {
+    ++evaluations;
+    const Index n = X_.rows(), d = X_.cols();
+    z_.noalias() = X_ * theta.head(d);
+    z_.array() += theta[d];
+    const auto z = z_.array();
+    e_ = (-z.abs()).exp();  // log(1 + exp(-s z)) = max(z, 0) - y z + log1p(exp(-|z|))
+    const double loss = (z.max(0.0) - y_ * z + e_.log1p()).sum();
+    r_ = (z >= 0).select(1.0 / (1.0 + e_), e_ / (1.0 + e_)) - y_;  // sigmoid(z) - y
+    gradient.resize(d + 1);
+    gradient.head(d).noalias() = X_.transpose() * r_.matrix() / static_cast<double>(n);
+    gradient.head(d) += l2_ * theta.head(d);
+    gradient[d] = r_.sum() / static_cast<double>(n);
+    return loss / static_cast<double>(n) + 0.5 * l2_ * theta.head(d).squaredNorm();
+  }
+
+ private:
+  Features X_;
+  Eigen::ArrayXd y_;
+  double l2_;
+  Eigen::VectorXd z_;
+  Eigen::ArrayXd e_, r_;
+};
+
+/// `objective` is the functor LBFGS++ minimises; `f` (hesse's objective on the
+/// same data) re-evaluates the solution for the table.
+template <template <class> class LineSearch, class Functor>
+Result run_lbfgspp(const std::string& name, Functor& objective, hesse::models::LogisticRegression<double>& f,
+                   double tolerance, int reps, int line_search_kind) {
   Result result;
   result.solver = name;
   LBFGSpp::LBFGSParam<double> param;
@@ -189,7 +232,7 @@ Result run_lbfgspp(const std::string& name, F& f, double tolerance, int reps, in
   param.linesearch = line_search_kind;
   for (int r = 0; r < reps; ++r) {
     Eigen::VectorXd x = Eigen::VectorXd::Zero(f.dimension());
-    LbfgsppObjective<F> objective{f};
+    objective.evaluations = 0;
     double fx = 0;
     int iterations = 0;
     std::string termination = "gradient tolerance";
@@ -214,106 +257,28 @@ Result run_lbfgspp(const std::string& name, F& f, double tolerance, int reps, in
   }
   return result;
 }
-#endif
 
-/// An experiment, not hesse's model: the same objective with each pass over X
-/// fused per sample (z_i, loss, residual and the gradient's axpy while column
-/// i is in cache: one read of X per value+gradient instead of two), split
-/// over the OpenMP threads by sample slices with per-thread sums added in a
-/// fixed order, and p (1 - p) cached at the last point so a Hessian-vector
-/// product at that point is also one read of X and no exp. It measures what
-/// models::LogisticRegression could gain (see docs/benchmarks-solvers.md).
-class FusedLogistic {
- public:
-  using Scalar = double;
-  FusedLogistic(const hesse::data::Dataset<double>& data, double l2)
-      : X_(data.features), y_(data.targets.row(0).transpose()), l2_(l2), curvature_(y_.size()) {}
-  Index dimension() const { return X_.rows() + 1; }
-  double value(const Vector<double>& x) { return value_and_gradient(x, nullptr); }
-  double value_and_gradient(const Vector<double>& x, Vector<double>* gradient) {
-    const Index d = X_.rows(), n = X_.cols();
-    const int threads = omp_get_max_threads();
-    partial_.setZero(d + 2, threads);  // column t: [gradient (d + 1); loss] of thread t
-#pragma omp parallel num_threads(threads)
-    {
-      const int t = omp_get_thread_num();
-      const Index begin = n * t / threads, end = n * (t + 1) / threads;
-      auto acc = partial_.col(t);
-      double loss = 0;
-      for (Index i = begin; i < end; ++i) {
-        const double z = X_.col(i).dot(x.head(d)) + x[d];
-        const double e = std::exp(-std::abs(z));
-        const double s = 2 * y_[i] - 1;
-        loss += std::max(-s * z, 0.0) + std::log1p(e);
-        const double p = z >= 0 ? 1 / (1 + e) : e / (1 + e);
-        curvature_[i] = p * (1 - p);
-        if (gradient) {
-          const double r = p - y_[i];
-          acc.head(d).noalias() += r * X_.col(i);
-          acc[d] += r;
-        }
-      }
-      acc[d + 1] = loss;
-    }
-    cached_x_ = x;
-    const Vector<double> total = partial_.rowwise().sum();
-    if (gradient) {
-      *gradient = total.head(d + 1) / static_cast<double>(n);
-      gradient->head(d) += l2_ * x.head(d);
-    }
-    return total[d + 1] / static_cast<double>(n) + 0.5 * l2_ * x.head(d).squaredNorm();
-  }
-  void hessian_vector(const Vector<double>& x, const Vector<double>& v, Vector<double>& out) {
-    if (cached_x_.size() != x.size() || cached_x_ != x) value_and_gradient(x, nullptr);
-    const Index d = X_.rows(), n = X_.cols();
-    const int threads = omp_get_max_threads();
-    partial_.setZero(d + 1, threads);
-#pragma omp parallel num_threads(threads)
-    {
-      const int t = omp_get_thread_num();
-      const Index begin = n * t / threads, end = n * (t + 1) / threads;
-      auto acc = partial_.col(t);
-      for (Index i = begin; i < end; ++i) {
-        const double u = curvature_[i] * (X_.col(i).dot(v.head(d)) + v[d]);
-        acc.head(d).noalias() += u * X_.col(i);
-        acc[d] += u;
-      }
-    }
-    out = partial_.rowwise().sum() / static_cast<double>(n);
-    out.head(d) += l2_ * v.head(d);
-  }
-
- private:
-  const Matrix<double>& X_;
-  Vector<double> y_;
-  double l2_;
-  Vector<double> curvature_, cached_x_;
-  Matrix<double> partial_;
-};
-
-template <class F, class Options>
-Result run_fused(const std::string& name, F& f, Options options, int reps) {
-  Result result;
-  result.solver = name;
-  for (int r = 0; r < reps; ++r) {
-    Vector<double> x = Vector<double>::Zero(f.dimension());
-    const auto start = Clock::now();
-    const auto summary = hesse::optim::minimize(f, x, options);
-    result.seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
-    if (r == 0) {
-      result.iterations = summary.iterations;
-      result.function_evaluations = summary.counts.value;
-      result.gradient_evaluations = summary.counts.gradient;
-      result.hessian_vector_products = summary.counts.hessian_vector;
-      result.final_value = summary.final_value;
-      result.gradient_norm = summary.gradient_norm;
-      result.termination = std::string(hesse::optim::to_string(summary.termination));
-      result.converged = summary.converged();
-      result.solution = x;
-    }
-  }
-  return result;
+/// Checks that LBFGS++'s own objective computes hesse's value and gradient,
+/// then runs both line searches on it.
+template <int Layout>
+void run_lbfgspp_own(const std::string& layout, const hesse::data::Dataset<double>& data, double l2,
+                     hesse::models::LogisticRegression<double>& f, double tolerance, int reps,
+                     std::vector<Result>& results) {
+  EigenLogistic<Layout> own(data, l2);
+  const Vector<double> at = Vector<double>::Constant(f.dimension(), 0.01);
+  Vector<double> g, g_own;
+  const double gap = std::abs(f.value_and_gradient(at, &g) - own(at, g_own));
+  if (gap > 1e-12 || (g - g_own).norm() > 1e-12 * g.norm())
+    usage("LBFGS++'s own Eigen objective disagrees with LogisticRegression");
+  const std::string suffix = " on its own eigen objective (X " + layout + ")";
+  results.push_back(run_lbfgspp<LBFGSpp::LineSearchBacktracking>(
+      "lbfgspp backtracking (strong wolfe)" + suffix, own, f, tolerance, reps,
+      LBFGSpp::LBFGS_LINESEARCH_BACKTRACKING_STRONG_WOLFE));
+  results.push_back(run_lbfgspp<LBFGSpp::LineSearchNocedalWright>(
+      "lbfgspp nocedal-wright (strong wolfe)" + suffix, own, f, tolerance, reps,
+      LBFGSpp::LBFGS_LINESEARCH_BACKTRACKING_STRONG_WOLFE));
 }
+#endif
 
 /// An experiment for the diagnosis: exact value and gradient on every sample,
 /// Hessian-vector products on a fixed subsample (every k-th sample), as in
@@ -357,7 +322,8 @@ void print_json(const std::vector<Result>& results, const std::string& features,
 }
 
 /// Times the objective's products at theta = 0 (the costs the solvers pay).
-void print_product_costs(hesse::models::LogisticRegression<double>& f, const Vector<double>& at) {
+void print_product_costs(hesse::models::LogisticRegression<double>& f, const Vector<double>& at,
+                         const hesse::data::Dataset<double>& data) {
   Vector<double> g, v = Vector<double>::Ones(f.dimension()), hv;
   Matrix<double> H;
   auto time = [](const std::function<void()>& call) {
@@ -374,9 +340,28 @@ void print_product_costs(hesse::models::LogisticRegression<double>& f, const Vec
   const double gradient_ms = time([&] { f.value_and_gradient(at, &g); });
   const double hvp_ms = time([&] { f.hessian_vector(at, v, hv); });
   const double hessian_ms = time([&] { f.hessian(at, H); });
+  // hessian_vector above repeats one theta, so all but the first call use the
+  // p (1 - p) kept from the previous pass (as Newton-CG's products after a
+  // gradient do); alternating two thetas times the product from scratch.
+  const Vector<double> other = at + Vector<double>::Constant(at.size(), 1e-3);
+  bool flip = false;
+  const double hvp_new_theta_ms = time([&] {
+    flip = !flip;
+    f.hessian_vector(flip ? other : at, v, hv);
+  });
   std::cerr.precision(4);
   std::cerr << "{\"product_ms\": {\"value\": " << value_ms << ", \"value_and_gradient\": " << gradient_ms
-            << ", \"hessian_vector\": " << hvp_ms << ", \"hessian\": " << hessian_ms << "}}\n";
+            << ", \"hessian_vector\": " << hvp_ms << ", \"hessian_vector_new_theta\": " << hvp_new_theta_ms
+            << ", \"hessian\": " << hessian_ms;
+#if HESSE_BENCH_HAVE_LBFGSPP
+  EigenLogistic<Eigen::ColMajor> col_major(data, f.options().l2);
+  EigenLogistic<Eigen::RowMajor> row_major(data, f.options().l2);
+  std::cerr << ", \"lbfgspp_own_value_and_gradient_col_major\": " << time([&] { col_major(at, g); })
+            << ", \"lbfgspp_own_value_and_gradient_row_major\": " << time([&] { row_major(at, g); });
+#else
+  (void)data;
+#endif
+  std::cerr << "}}\n";
 }
 
 }  // namespace
@@ -415,7 +400,7 @@ int main(int argc, char** argv) {
   const auto setup_start = Clock::now();
   hesse::models::LogisticRegression<double> f(data, {.l2 = l2, .fit_intercept = true});
   const double setup_seconds = std::chrono::duration<double>(Clock::now() - setup_start).count();
-  if (product_costs) print_product_costs(f, Vector<double>::Zero(f.dimension()));
+  if (product_costs) print_product_costs(f, Vector<double>::Zero(f.dimension()), data);
 
   hesse::optim::TerminationOptions termination;
   termination.gradient_tolerance = tolerance;
@@ -435,34 +420,18 @@ int main(int argc, char** argv) {
                               reps));
   results.push_back(run_hesse("hesse lbfgs", f, hesse::optim::LbfgsOptions{.termination = termination}, reps));
 #if HESSE_BENCH_HAVE_LBFGSPP
+  // The peer: LBFGS++ on its own objective code, in both storage orders of X.
+  run_lbfgspp_own<Eigen::ColMajor>("col-major", data, l2, f, tolerance, reps, results);
+  run_lbfgspp_own<Eigen::RowMajor>("row-major", data, l2, f, tolerance, reps, results);
+  // The solvers alone: LBFGS++ on hesse's objective object.
+  LbfgsppOnHesse<hesse::models::LogisticRegression<double>> on_hesse{f};
   results.push_back(run_lbfgspp<LBFGSpp::LineSearchBacktracking>(
-      "lbfgspp backtracking (strong wolfe)", f, tolerance, reps, LBFGSpp::LBFGS_LINESEARCH_BACKTRACKING_STRONG_WOLFE));
-  results.push_back(run_lbfgspp<LBFGSpp::LineSearchNocedalWright>("lbfgspp nocedal-wright (strong wolfe)", f, tolerance, reps,
-                                                                LBFGSpp::LBFGS_LINESEARCH_BACKTRACKING_STRONG_WOLFE));
+      "lbfgspp backtracking (strong wolfe) on hesse's objective", on_hesse, f, tolerance, reps,
+      LBFGSpp::LBFGS_LINESEARCH_BACKTRACKING_STRONG_WOLFE));
+  results.push_back(run_lbfgspp<LBFGSpp::LineSearchNocedalWright>(
+      "lbfgspp nocedal-wright (strong wolfe) on hesse's objective", on_hesse, f, tolerance, reps,
+      LBFGSpp::LBFGS_LINESEARCH_BACKTRACKING_STRONG_WOLFE));
 #endif
-  if (experiment) {
-    FusedLogistic fused(data, l2);
-    Vector<double> g, g_fused, hv, hv_fused;
-    const Vector<double> at = Vector<double>::Constant(f.dimension(), 0.01), v = Vector<double>::Ones(f.dimension());
-    const double gap = std::abs(f.value_and_gradient(at, &g) - fused.value_and_gradient(at, &g_fused));
-    f.hessian_vector(at, v, hv);
-    fused.hessian_vector(at, v, hv_fused);
-    if (gap > 1e-12 || (g - g_fused).norm() > 1e-12 * g.norm() || (hv - hv_fused).norm() > 1e-12 * hv.norm())
-      usage("the fused experiment disagrees with LogisticRegression");
-    results.push_back(run_fused("experiment fused: hesse newton-cg", fused,
-                                hesse::optim::NewtonCgOptions{.termination = termination}, reps));
-    results.push_back(run_fused("experiment fused: hesse trust-ncg (no saddle check)", fused,
-                                hesse::optim::TrustNcgOptions{.termination = termination,
-                                                              .second_order_check_steps = 0},
-                                reps));
-    results.push_back(run_fused("experiment fused: hesse lbfgs", fused,
-                                hesse::optim::LbfgsOptions{.termination = termination}, reps));
-#if HESSE_BENCH_HAVE_LBFGSPP
-    results.push_back(run_lbfgspp<LBFGSpp::LineSearchBacktracking>(
-        "experiment fused: lbfgspp backtracking (strong wolfe)", fused, tolerance, reps,
-        LBFGSpp::LBFGS_LINESEARCH_BACKTRACKING_STRONG_WOLFE));
-#endif
-  }
   if (experiment) {
     constexpr Index kEvery = 10;
     hesse::data::Dataset<double> every;
@@ -476,7 +445,7 @@ int main(int argc, char** argv) {
     every.num_classes = 2;
     hesse::models::LogisticRegression<double> sub(every, {.l2 = l2, .fit_intercept = true});
     SubsampledHessian subsampled{f, sub};
-    results.push_back(run_fused("experiment subsampled-hessian (1/10): hesse newton-cg", subsampled,
+    results.push_back(run_hesse("experiment subsampled-hessian (1/10): hesse newton-cg", subsampled,
                                 hesse::optim::NewtonCgOptions{.termination = termination}, reps));
   }
   if (!solution_out.empty()) {
