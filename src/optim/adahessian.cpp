@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "hesse/core/error.hpp"
+#include "hesse/core/finite.hpp"
 
 namespace hesse::optim {
 
@@ -118,9 +119,9 @@ StepResult AdaHessian<T>::step(StochasticObjective<T>& f, Vector<T>& x,
   f.select_batch(batch);
   const T loss = f.value_and_gradient(x, &gradient_);
   result.loss = static_cast<double>(loss);
-  result.gradient_norm = std::sqrt(gradient_.template cast<double>().squaredNorm());
+  result.gradient_norm = static_cast<double>(gradient_.norm());
   result.gradient_evaluations = 1;
-  if (!std::isfinite(result.loss) || !gradient_.allFinite()) {
+  if (!std::isfinite(result.loss) || !all_finite(gradient_)) {
     result.accepted = false;
     result.event = "non-finite loss or gradient: step rejected, x and state unchanged";
     return result;
@@ -134,7 +135,7 @@ StepResult AdaHessian<T>::step(StochasticObjective<T>& f, Vector<T>& x,
     hutchinson_diagonal(f, x, options_.probes, rng, estimate_, probe_, product_);
     result.curvature_products = options_.probes;
     if (options_.average_size > 1) average_groups(estimate_, options_.average_size);
-    if (!estimate_.allFinite()) {
+    if (!all_finite(estimate_)) {
       result.accepted = false;
       result.event =
           "non-finite Hessian diagonal estimate: step rejected, x and state unchanged";

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "hesse/core/error.hpp"
+#include "hesse/core/finite.hpp"
 
 namespace hesse::optim {
 
@@ -47,9 +48,9 @@ bool evaluate(const std::string& optimizer, StochasticObjective<T>& f, const Vec
                                                 std::to_string(gradient.size()) + " values for " +
                                                 std::to_string(x.size()) + " parameters");
   result.loss = static_cast<double>(loss);
-  result.gradient_norm = std::sqrt(gradient.template cast<double>().squaredNorm());
+  result.gradient_norm = static_cast<double>(gradient.norm());
   result.gradient_evaluations = 1;
-  if (std::isfinite(result.loss) && gradient.allFinite()) return true;
+  if (std::isfinite(result.loss) && all_finite(gradient)) return true;
   result.accepted = false;
   result.event = "non-finite loss or gradient: step rejected, x and state unchanged";
   return false;

@@ -6,9 +6,12 @@
 #include <sstream>
 #include <utility>
 
+#include <Eigen/QR>
 #include <omp.h>
+#include <random>
 
 #include "hesse/core/error.hpp"
+#include "hesse/core/finite.hpp"
 
 namespace hesse::optim {
 
@@ -37,6 +40,9 @@ std::string block_name(const char* what, std::size_t b) {
 }
 
 constexpr Index kLayoutFields = 5;  // layer, weight_offset, rows, cols, bias_offset
+// Preconditioning slices: columns of G^-1 grad, rows of (G^-1 grad) A^-1.
+constexpr Index kLeftSliceColumns = 128;
+constexpr Index kRightSliceRows = 32;
 
 // The optimizer's own products and factorisations run on the calling thread
 // with Eigen kept to one thread. With Eigen's threads, a step on the shared
@@ -49,6 +55,8 @@ class SingleThreadedProducts {
  public:
   SingleThreadedProducts() : saved_(omp_get_max_threads()) { omp_set_num_threads(1); }
   ~SingleThreadedProducts() { omp_set_num_threads(saved_); }
+  /// The thread count before the guard.
+  int saved() const { return saved_; }
   SingleThreadedProducts(const SingleThreadedProducts&) = delete;
   SingleThreadedProducts& operator=(const SingleThreadedProducts&) = delete;
 
@@ -69,6 +77,11 @@ void KfacOptions::validate() const {
     fail("fisher", static_cast<int>(fisher), "must be 0 (true Fisher) or 1 (empirical Fisher)");
   if (inverse != KfacInverse::Cholesky && inverse != KfacInverse::Eigen)
     fail("inverse", static_cast<int>(inverse), "must be 0 (Cholesky) or 1 (eigen)");
+  if (rank < 0) fail("rank", static_cast<double>(rank), "must be >= 0 (0: exact inverses)");
+  if (rank > 0 && inverse != KfacInverse::Cholesky)
+    fail("rank", static_cast<double>(rank),
+         "low-rank factors need the Cholesky variant (inverse = 0); the eigen variant is exact");
+  require_period("subspace_iterations", subspace_iterations);
   require_period("damping_every", damping_every);
   if (!(damping_decay > 0 && damping_decay < 1))
     fail("damping_decay", damping_decay, "must be in (0, 1)");
@@ -100,6 +113,8 @@ KfacOptions KfacOptions::from_settings(const OptimizerSettings& settings) {
   r.read("inverse", inverse);
   o.fisher = static_cast<nn::FisherKind>(fisher);
   o.inverse = static_cast<KfacInverse>(inverse);
+  r.read("rank", o.rank);
+  r.read("subspace_iterations", o.subspace_iterations);
   r.read("adaptive_damping", o.adaptive_damping);
   r.read("damping_every", o.damping_every);
   r.read("damping_decay", o.damping_decay);
@@ -154,6 +169,8 @@ void Kfac<T>::reset() {
   checked_ = false;
   blocks_.clear();
   plain_ranges_.clear();
+  left_slices_.clear();
+  right_slices_.clear();
   factors_ = {};
   batch_factors_ = {};
   have_factors_ = have_inverses_ = have_momentum_ = refresh_pending_ = false;
@@ -207,6 +224,31 @@ void Kfac<T>::allocate(const std::vector<ParameterBlock>& layout, Index dimensio
     }
     factors_.A[b].setZero(a_size, a_size);
     factors_.G[b].setZero(rows, rows);
+    const Index r = options_.rank;
+    auto size_low_rank = [r](LowRank& low, Index n) {
+      low.active = r > 0 && n > r;
+      if (low.active) low.resize(n, r);
+    };
+    size_low_rank(k.a_low, width);
+    size_low_rank(k.g_low, rows);
+  }
+  left_slices_.clear();
+  right_slices_.clear();
+  if (options_.inverse == KfacInverse::Cholesky) {
+    for (std::size_t b = 0; b < blocks_.size(); ++b) {
+      const Block& k = blocks_[b];
+      const Index rows = k.layout.rows, width = k.width;
+      for (Index c = 0; c < width; c += kLeftSliceColumns) {
+        Slice s{.block = b, .begin = c, .count = std::min(kLeftSliceColumns, width - c)};
+        if (k.g_low.active) s.work.setZero(options_.rank, s.count);
+        left_slices_.push_back(std::move(s));
+      }
+      for (Index i = 0; i < rows; i += kRightSliceRows) {
+        Slice s{.block = b, .begin = i, .count = std::min(kRightSliceRows, rows - i)};
+        if (k.a_low.active) s.work.setZero(s.count, options_.rank);
+        right_slices_.push_back(std::move(s));
+      }
+    }
   }
   gradient_.setZero(dimension);
   update_.setZero(dimension);
@@ -264,22 +306,28 @@ bool Kfac<T>::refresh_inverses(const nn::KroneckerFactors<T>& candidates, std::s
       const double mean_g = static_cast<double>(G.trace()) / static_cast<double>(rows);
       double pi = std::sqrt(mean_a / mean_g);
       if (!(mean_a > 0 && mean_g > 0 && std::isfinite(pi))) pi = 1;
-      k.a_llt.compute(A + static_cast<T>(pi * gamma) * Matrix<T>::Identity(width, width));
-      k.g_llt.compute(G + static_cast<T>(gamma / pi) * Matrix<T>::Identity(rows, rows));
-      if (k.a_llt.info() != Eigen::Success || k.g_llt.info() != Eigen::Success) {
-        why = "Cholesky factorisation of the damped factors of block " + std::to_string(b) +
-              " failed";
+      auto invert = [&](const auto& F, double shift, Eigen::LLT<Matrix<T>>& llt,
+                        Matrix<T>& inverse, LowRank& low, std::uint64_t stream) {
+        if (low.active)
+          return low.compute(F, shift, options_.subspace_iterations,
+                             options_.seed ^ (0x9E3779B97F4A7C15ULL * (stream + 1)));
+        llt.compute(F + static_cast<T>(shift) * Matrix<T>::Identity(F.rows(), F.cols()));
+        if (llt.info() != Eigen::Success) return false;
+        inverse.setIdentity();
+        llt.solveInPlace(inverse);
+        return true;
+      };
+      if (!invert(A, pi * gamma, k.a_llt, k.a_inverse, k.a_low, 2 * b) ||
+          !invert(G, gamma / pi, k.g_llt, k.g_inverse, k.g_low, 2 * b + 1)) {
+        why = "Cholesky factorisation or low-rank approximation of the damped factors of block " +
+              std::to_string(b) + " failed";
         return false;
       }
-      k.a_inverse.setIdentity();
-      k.a_llt.solveInPlace(k.a_inverse);
-      k.g_inverse.setIdentity();
-      k.g_llt.solveInPlace(k.g_inverse);
     } else {
       k.a_eigen.compute(A);
       k.g_eigen.compute(G);
       if (k.a_eigen.info() != Eigen::Success || k.g_eigen.info() != Eigen::Success ||
-          !k.a_eigen.eigenvalues().allFinite() || !k.g_eigen.eigenvalues().allFinite()) {
+          !all_finite(k.a_eigen.eigenvalues()) || !all_finite(k.g_eigen.eigenvalues())) {
         why = "eigendecomposition of the factors of block " + std::to_string(b) + " failed";
         return false;
       }
@@ -290,7 +338,7 @@ bool Kfac<T>::refresh_inverses(const nn::KroneckerFactors<T>& candidates, std::s
       k.a_values = k.a_eigen.eigenvalues().cwiseMax(T(0));
       k.g_values = k.g_eigen.eigenvalues().cwiseMax(T(0));
     }
-    if (!k.a_inverse.allFinite() || !k.g_inverse.allFinite()) {
+    if (!all_finite(k.a_inverse) || !all_finite(k.g_inverse)) {
       why = "the inverses of block " + std::to_string(b) + " are not finite";
       return false;
     }
@@ -299,17 +347,122 @@ bool Kfac<T>::refresh_inverses(const nn::KroneckerFactors<T>& candidates, std::s
 }
 
 template <class T>
-void Kfac<T>::precondition() {
-  const T shift = static_cast<T>(damping_ + options_.weight_decay);
-  for (Block& k : blocks_) {
-    const Index rows = k.layout.rows, width = k.width;
-    const ConstMatrixMap<T> grad(gradient_.data() + k.layout.weight_offset, rows, width);
-    MatrixMap<T> out(update_.data() + k.layout.weight_offset, rows, width);
-    if (options_.inverse == KfacInverse::Cholesky) {
-      // (A (x) G)^-1 vec(grad) = vec(G^-1 grad A^-1)   [rows, width]
-      k.product.noalias() = k.g_inverse * grad;
-      out.noalias() = k.product * k.a_inverse;
-    } else {
+void KfacLowRankInverse<T>::resize(Index n, Index r) {
+  HESSE_REQUIRE(r > 0 && r < n, "kfac: a low-rank factor needs 0 < rank < dimension (rank " +
+                                    std::to_string(r) + ", dimension " + std::to_string(n) + ")");
+  basis.setZero(n, r);
+  scale.setZero(r);
+  rest = 0;
+  have_basis = false;
+}
+
+// Subspace iteration for the top r eigenpairs of the symmetric F (Halko,
+// Martinsson & Tropp 2011, alg. 4.4 without oversampling; warm-started from
+// the previous basis, which the moving averages change little between
+// refreshes), then Rayleigh-Ritz on the basis.
+template <class T>
+bool KfacLowRankInverse<T>::compute(const Eigen::Ref<const Matrix<T>>& F, double shift,
+                                    Index iterations, std::uint64_t seed) {
+  const Index n = F.rows(), r = basis.cols();
+  HESSE_REQUIRE(F.cols() == n && basis.rows() == n && r > 0 && r < n,
+                "kfac: low-rank inverse of a " + std::to_string(F.rows()) + " x " +
+                    std::to_string(F.cols()) + " factor with a basis of " +
+                    std::to_string(basis.rows()) + " x " + std::to_string(r));
+  if (!have_basis) {
+    Rng start(seed);
+    std::normal_distribution<double> draw(0.0, 1.0);
+    for (Index j = 0; j < r; ++j)
+      for (Index i = 0; i < n; ++i) basis(i, j) = static_cast<T>(draw(start));
+    iterations *= 3;
+  }
+  have_basis = false;
+  Matrix<T> image(n, r);
+  Eigen::HouseholderQR<Matrix<T>> qr(n, r);
+  for (Index it = 0; it < iterations; ++it) {
+    image.noalias() = F * basis;
+    qr.compute(image);
+    basis.setIdentity();
+    basis = qr.householderQ() * basis;
+  }
+  image.noalias() = F * basis;
+  const Matrix<T> projected = basis.transpose() * image;
+  Eigen::SelfAdjointEigenSolver<Matrix<T>> eigen(projected);
+  if (eigen.info() != Eigen::Success) return false;
+  image.noalias() = basis * eigen.eigenvectors();
+  basis = image;
+  const Vector<double> values = eigen.eigenvalues().template cast<double>().cwiseMax(0.0);
+  // The other n - r eigenvalues by their mean: what is left of the trace.
+  const double rest_mean =
+      std::max(0.0, (static_cast<double>(F.trace()) - values.sum()) / static_cast<double>(n - r));
+  const double inverse_rest = 1 / (rest_mean + shift);
+  for (Index i = 0; i < r; ++i) scale[i] = static_cast<T>(1 / (values[i] + shift) - inverse_rest);
+  rest = static_cast<T>(inverse_rest);
+  // A basis with NaN/Inf must not warm-start the next refresh.
+  have_basis = all_finite(basis) && all_finite(scale) && std::isfinite(inverse_rest);
+  return have_basis;
+}
+
+template struct KfacLowRankInverse<float>;
+template struct KfacLowRankInverse<double>;
+
+template <class T>
+void Kfac<T>::left_slice(Slice& s) {
+  Block& k = blocks_[s.block];
+  const Index rows = k.layout.rows;
+  const ConstMatrixMap<T> grad(gradient_.data() + k.layout.weight_offset + s.begin * rows, rows,
+                               s.count);
+  auto product = k.product.middleCols(s.begin, s.count);
+  if (k.g_low.active) {
+    const LowRank& g = k.g_low;
+    s.work.noalias() = g.basis.transpose() * grad;
+    s.work = g.scale.asDiagonal() * s.work;
+    product = g.rest * grad;
+    product.noalias() += g.basis * s.work;
+  } else {
+    product.noalias() = k.g_inverse * grad;
+  }
+}
+
+template <class T>
+void Kfac<T>::right_slice(Slice& s) {
+  Block& k = blocks_[s.block];
+  const Index rows = k.layout.rows, width = k.width;
+  MatrixMap<T> whole(update_.data() + k.layout.weight_offset, rows, width);
+  auto out = whole.middleRows(s.begin, s.count);
+  const auto product = k.product.middleRows(s.begin, s.count);
+  if (k.a_low.active) {
+    const LowRank& a = k.a_low;
+    s.work.noalias() = product * a.basis;
+    s.work = s.work * a.scale.asDiagonal();
+    out = a.rest * product;
+    out.noalias() += s.work * a.basis.transpose();
+  } else {
+    out.noalias() = product * k.a_inverse;
+  }
+}
+
+template <class T>
+void Kfac<T>::precondition(int threads) {
+  if (options_.inverse == KfacInverse::Cholesky) {
+    // (A (x) G)^-1 vec(grad) = vec(G^-1 grad A^-1)   [rows, width]: the left
+    // product by column slices, then the right one by row slices. Each slice
+    // is the same computation whichever thread runs it.
+    const auto left = static_cast<std::ptrdiff_t>(left_slices_.size());
+    const auto right = static_cast<std::ptrdiff_t>(right_slices_.size());
+#pragma omp parallel num_threads(std::max(1, threads))
+    {
+#pragma omp for schedule(dynamic, 1)
+      for (std::ptrdiff_t i = 0; i < left; ++i) left_slice(left_slices_[static_cast<std::size_t>(i)]);
+#pragma omp for schedule(dynamic, 1)
+      for (std::ptrdiff_t i = 0; i < right; ++i)
+        right_slice(right_slices_[static_cast<std::size_t>(i)]);
+    }
+  } else {
+    const T shift = static_cast<T>(damping_ + options_.weight_decay);
+    for (Block& k : blocks_) {
+      const Index rows = k.layout.rows, width = k.width;
+      const ConstMatrixMap<T> grad(gradient_.data() + k.layout.weight_offset, rows, width);
+      MatrixMap<T> out(update_.data() + k.layout.weight_offset, rows, width);
       // (Q_A (x) Q_G) diag(d_A (x) d_G + shift)^-1 (Q_A (x) Q_G)^T vec(grad)
       k.product.noalias() = k.g_inverse.transpose() * grad;
       k.rotated.noalias() = k.product * k.a_inverse;
@@ -357,16 +510,16 @@ StepResult Kfac<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<cons
                                                    " values for " + std::to_string(dimension_) +
                                                    " parameters");
   result.loss = static_cast<double>(loss);
-  result.gradient_norm = std::sqrt(gradient_.template cast<double>().squaredNorm());
+  result.gradient_norm = static_cast<double>(gradient_.norm());
   result.gradient_evaluations = 1;
-  if (!std::isfinite(result.loss) || !gradient_.allFinite())
+  if (!std::isfinite(result.loss) || !all_finite(gradient_))
     return reject(result, "non-finite loss or gradient");
 
   // The candidate averages live in batch_factors_ until the step is taken.
   const nn::KroneckerFactors<T>* averages = &factors_;
   if (statistics) {
     for (std::size_t b = 0; b < blocks_.size(); ++b)
-      if (!batch_factors_.A[b].allFinite() || !batch_factors_.G[b].allFinite())
+      if (!all_finite(batch_factors_.A[b]) || !all_finite(batch_factors_.G[b]))
         return reject(result, "non-finite Kronecker factors in block " + std::to_string(b));
     if (have_factors_) {
       const T decay = static_cast<T>(options_.ema_decay);
@@ -391,9 +544,9 @@ StepResult Kfac<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<cons
         return reject(result, why);
       }
     }
-    precondition();
+    precondition(guard.saved());
   }
-  if (!update_.allFinite()) return reject(result, "non-finite preconditioned gradient");
+  if (!all_finite(update_)) return reject(result, "non-finite preconditioned gradient");
 
   // Ba, Grosse & Martens (2017): lr^2 V^T grad estimates the KL divergence
   // the step causes; scale V so that it stays below kl_clip.
@@ -468,6 +621,7 @@ void Kfac<T>::save_state(StateDict& state) const {
   state.scalars["kfac.damping"] = damping_;
   state.scalars["kfac.dimension"] = static_cast<double>(dimension_);
   state.scalars["kfac.inverse"] = static_cast<double>(options_.inverse);
+  state.scalars["kfac.rank"] = static_cast<double>(options_.rank);
   state.scalars["kfac.have_factors"] = have_factors_;
   state.scalars["kfac.have_inverses"] = have_inverses_;
   state.scalars["kfac.have_momentum"] = have_momentum_;
@@ -491,8 +645,18 @@ void Kfac<T>::save_state(StateDict& state) const {
     }
     if (!have_inverses_) continue;
     if (options_.inverse == KfacInverse::Cholesky) {
-      state.put(block_name("A_inverse", b), k.a_inverse);
-      state.put(block_name("G_inverse", b), k.g_inverse);
+      auto put = [&](const char* factor, const Matrix<T>& inverse, const LowRank& low) {
+        if (!low.active) {
+          state.put(block_name((std::string(factor) + "_inverse").c_str(), b), inverse);
+          return;
+        }
+        state.put(block_name((std::string(factor) + "_basis").c_str(), b), low.basis);
+        state.put(block_name((std::string(factor) + "_scale").c_str(), b), low.scale);
+        state.scalars[block_name((std::string(factor) + "_rest").c_str(), b)] =
+            static_cast<double>(low.rest);
+      };
+      put("A", k.a_inverse, k.a_low);
+      put("G", k.g_inverse, k.g_low);
     } else {
       state.put(block_name("A_eigenvectors", b), k.a_inverse);
       state.put(block_name("G_eigenvectors", b), k.g_inverse);
@@ -538,8 +702,11 @@ void Kfac<T>::load_state(const StateDict& state) {
   have_factors_ = flag("have_factors");
   have_momentum_ = flag("have_momentum");
   // Inverses of the other variant are recomputed on the next step.
+  // States from before the rank option have no "kfac.rank": exact inverses.
+  const Index saved_rank = state.scalars.count("kfac.rank") != 0 ? whole("rank", 0) : 0;
   have_inverses_ = flag("have_inverses") &&
-                   whole("inverse", 0) == static_cast<Index>(options_.inverse);
+                   whole("inverse", 0) == static_cast<Index>(options_.inverse) &&
+                   saved_rank == options_.rank;
   refresh_pending_ = flag("refresh_pending") || (flag("have_inverses") && !have_inverses_);
   for (std::size_t b = 0; b < blocks_.size(); ++b) {
     Block& k = blocks_[b];
@@ -549,8 +716,19 @@ void Kfac<T>::load_state(const StateDict& state) {
     }
     if (!have_inverses_) continue;
     if (options_.inverse == KfacInverse::Cholesky) {
-      state.get(block_name("A_inverse", b), k.a_inverse);
-      state.get(block_name("G_inverse", b), k.g_inverse);
+      auto get = [&](const char* factor, Matrix<T>& inverse, LowRank& low) {
+        if (!low.active) {
+          state.get(block_name((std::string(factor) + "_inverse").c_str(), b), inverse);
+          return;
+        }
+        state.get(block_name((std::string(factor) + "_basis").c_str(), b), low.basis);
+        state.get(block_name((std::string(factor) + "_scale").c_str(), b), low.scale);
+        low.rest = static_cast<T>(
+            state.scalar(block_name((std::string(factor) + "_rest").c_str(), b)));
+        low.have_basis = true;
+      };
+      get("A", k.a_inverse, k.a_low);
+      get("G", k.g_inverse, k.g_low);
     } else {
       state.get(block_name("A_eigenvectors", b), k.a_inverse);
       state.get(block_name("G_eigenvectors", b), k.g_inverse);

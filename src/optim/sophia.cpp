@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "hesse/core/error.hpp"
+#include "hesse/core/finite.hpp"
 #include "hesse/nn/network_objective.hpp"
 #include "hesse/optim/adahessian.hpp"
 
@@ -101,9 +102,9 @@ StepResult Sophia<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<co
   f.select_batch(batch);
   const T loss = f.value_and_gradient(x, &gradient_);
   result.loss = static_cast<double>(loss);
-  result.gradient_norm = std::sqrt(gradient_.template cast<double>().squaredNorm());
+  result.gradient_norm = static_cast<double>(gradient_.norm());
   result.gradient_evaluations = 1;
-  if (!std::isfinite(result.loss) || !gradient_.allFinite()) {
+  if (!std::isfinite(result.loss) || !all_finite(gradient_)) {
     result.accepted = false;
     result.event = "non-finite loss or gradient: step rejected, x and state unchanged";
     return result;
@@ -121,7 +122,7 @@ StepResult Sophia<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<co
       hutchinson_diagonal(f, x, 1, rng, estimate_, scratch_, product_);
       result.curvature_products = 1;
     }
-    if (!estimate_.allFinite()) {
+    if (!all_finite(estimate_)) {
       result.accepted = false;
       result.event = "non-finite curvature estimate: step rejected, x and state unchanged";
       return result;

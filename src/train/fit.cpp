@@ -8,6 +8,7 @@
 
 #include "hesse/core/atomic_file.hpp"
 #include "hesse/core/error.hpp"
+#include "hesse/core/finite.hpp"
 #include "hesse/data/batch_sampler.hpp"
 #include "hesse/nn/network_objective.hpp"
 
@@ -230,7 +231,7 @@ FitResult fit(const nn::Sequential<T>& model, nn::LossKind loss, const data::Dat
   HESSE_REQUIRE(x.size() == model.num_parameters(),
                 "fit: the parameter vector has " + std::to_string(x.size()) +
                     " entries, the model has " + std::to_string(model.num_parameters()));
-  HESSE_REQUIRE(x.allFinite(), "fit: the initial parameters contain NaN or Inf");
+  HESSE_REQUIRE(all_finite(x), "fit: the initial parameters contain NaN or Inf");
   if (options.target_accuracy)
     HESSE_REQUIRE(test && test->is_classification(),
                   "fit: a target accuracy needs a classification test set");
@@ -386,7 +387,7 @@ FitResult fit(const nn::Sequential<T>& model, nn::LossKind loss, const data::Dat
       ++step;
       evaluated_last = false;
 
-      const bool x_finite = x.allFinite();
+      const bool x_finite = all_finite(x);
       if (!x_finite || !std::isfinite(r.loss)) {
         ++result.numerical_failures;
         ++consecutive_failures;

@@ -60,6 +60,12 @@ TEST(KfacOptions, EachBadValueNamesItsField) {
       {"kfac.weight_decay = inf",
        [](KfacOptions& o) { o.weight_decay = std::numeric_limits<double>::infinity(); }},
       {"kfac.failure_damping_factor = 1", [](KfacOptions& o) { o.failure_damping_factor = 1; }},
+      {"kfac.rank = -1", [](KfacOptions& o) { o.rank = -1; }},
+      {"kfac.rank = 8: low-rank factors need the Cholesky variant", [](KfacOptions& o) {
+         o.rank = 8;
+         o.inverse = KfacInverse::Eigen;
+       }},
+      {"kfac.subspace_iterations = 0", [](KfacOptions& o) { o.subspace_iterations = 0; }},
   };
   for (const Case& c : cases) {
     KfacOptions o;
@@ -86,6 +92,8 @@ TEST(KfacOptions, SettingsMapOntoFieldsByName) {
                                                     {"kl_clip", 0},
                                                     {"weight_decay", 1e-4},
                                                     {"failure_damping_factor", 3},
+                                                    {"rank", 0},
+                                                    {"subspace_iterations", 5},
                                                     {"seed", 42}});
   EXPECT_EQ(o.learning_rate, 0.5);
   EXPECT_EQ(o.damping, 0.02);
@@ -98,6 +106,8 @@ TEST(KfacOptions, SettingsMapOntoFieldsByName) {
   EXPECT_TRUE(o.adaptive_damping);
   EXPECT_EQ(o.damping_every, 4);
   EXPECT_EQ(o.damping_decay, 0.9);
+  EXPECT_EQ(o.subspace_iterations, 5);
+  EXPECT_EQ(KfacOptions::from_settings({{"rank", 32}}).rank, 32);
   EXPECT_EQ(o.min_damping, 1e-6);
   EXPECT_EQ(o.max_damping, 10);
   EXPECT_EQ(o.kl_clip, 0);

@@ -20,13 +20,14 @@ bool same_bits(const Vector<T>& a, const Vector<T>& b) {
 }
 
 template <class T>
-void check_round_trip(KfacInverse inverse) {
+void check_round_trip(KfacInverse inverse, Index rank = 0) {
   // Statistics every 2, inverses every 3, damping every 2: the saved step
   // counts 0, 3, 4 and 7 land before and after each kind of boundary.
   const KfacOptions fixed{.learning_rate = 0.05,
                           .inverse_every = 3,
                           .statistics_every = 2,
                           .inverse = inverse,
+                          .rank = rank,
                           .adaptive_damping = true,
                           .damping_every = 2,
                           .weight_decay = 1e-3,
@@ -64,6 +65,8 @@ TEST(KfacState, RoundTripIsBitForBitFloatCholesky) { check_round_trip<float>(Kfa
 TEST(KfacState, RoundTripIsBitForBitDoubleCholesky) { check_round_trip<double>(KfacInverse::Cholesky); }
 TEST(KfacState, RoundTripIsBitForBitFloatEigen) { check_round_trip<float>(KfacInverse::Eigen); }
 TEST(KfacState, RoundTripIsBitForBitDoubleEigen) { check_round_trip<double>(KfacInverse::Eigen); }
+// Rank 4: the low-rank bases, scales and rests (and the warm start) travel.
+TEST(KfacState, RoundTripIsBitForBitFloatLowRank) { check_round_trip<float>(KfacInverse::Cholesky, 4); }
 
 TEST(KfacState, ResetStartsOver) {
   Problem<float> p;
