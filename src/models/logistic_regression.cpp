@@ -87,8 +87,11 @@ T LogisticRegression<T>::value_and_gradient(const Vector<T>& x, Vector<T>* gradi
     // log(1 + exp(-s z)) = max(-s z, 0) + log1p(exp(-|z|)), s = 2 y - 1.
     const auto log1p = [](T v) { return std::log1p(v); };
     const T loss = ((-(T(2) * ya - T(1)) * za).max(T(0)) + e.unaryExpr(log1p)).sum();
-    za = (za >= T(0)).select(T(1) / (T(1) + e), e / (T(1) + e)) - ya;  // p - y
-    e = e / (T(1) + e).square();  // p (1 - p) without cancellation
+    for (Index k = 0; k < size; ++k) {  // one division per sample; GCC vectorises it
+      const T inv = T(1) / (T(1) + e[k]);
+      za[k] = (za[k] >= T(0) ? inv : e[k] * inv) - ya[k];  // p - y
+      e[k] = e[k] * inv * inv;  // p (1 - p) without cancellation
+    }
     acc[loss_at] += loss;
     if (gradient) {
       acc.head(d).noalias() += xs * z;
@@ -130,7 +133,7 @@ void LogisticRegression<T>::hessian_vector(const Vector<T>& x, const Vector<T>& 
       auto z = residual_.segment(begin, size);
       z.noalias() = xs.transpose() * x.head(d);
       c.array() = (-(z.array() + b).abs()).exp();
-      c.array() = c.array() / (T(1) + c.array()).square();
+      c.array() = c.array() / (T(1) + c.array()).square();  // p (1 - p)
     }
     auto u = projection_.segment(begin, size);
     u.noalias() = xs.transpose() * v.head(d);
@@ -139,7 +142,7 @@ void LogisticRegression<T>::hessian_vector(const Vector<T>& x, const Vector<T>& 
     if (intercept) acc[d] += u.sum();
   });
   if (!cached) keep_curvature(x);
-  out = total_ / static_cast<T>(m);
+  out = total_.head(size_out) / static_cast<T>(m);
   add_ridge(v, out);
 }
 
