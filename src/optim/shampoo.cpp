@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <sstream>
+#include <type_traits>
 
 #include "hesse/core/error.hpp"
 #include "hesse/optim/adahessian.hpp"
@@ -56,6 +58,18 @@ void parallel_for(Index count, int threads, const Work& work) {
   }
 }
 
+// |v|^2 as a double sum of T-precision sums over chunks of 512 entries:
+// Eigen vectorises those, while v.cast<double>().squaredNorm() runs one
+// scalar addition chain (0.1 ms for 10^5 entries, a tenth of a step).
+template <class T>
+double chunked_squared_norm(const Vector<T>& v) {
+  constexpr Index kChunk = 512;
+  double sum = 0;
+  for (Index begin = 0; begin < v.size(); begin += kChunk)
+    sum += static_cast<double>(v.segment(begin, std::min(kChunk, v.size() - begin)).squaredNorm());
+  return sum;
+}
+
 }  // namespace
 
 void ShampooOptions::validate() const {
@@ -89,6 +103,7 @@ ShampooOptions ShampooOptions::from_settings(const OptimizerSettings& settings) 
   r.read("beta2", o.beta2);
   r.read("eps", o.epsilon);
   r.read("relative_eps", o.relative_epsilon);
+  r.read("roots_in_double", o.roots_in_double);
   r.read("inverse_every", o.inverse_every);
   r.read("statistics_every", o.statistics_every);
   r.read("block_size", o.block_size);
@@ -218,32 +233,44 @@ void Shampoo<T>::prepare(const StochasticObjective<T>& f, Index dimension) {
   }
   graft_direction_.resize(dimension);
   direction_.resize(dimension);
+  layer_squared_norms_.assign(layers_.size(), 0.0);
   dimension_ = dimension;
   layout_ready_ = true;
 }
 
 // (S + e I)^{-1/4} = V diag((max(lambda, 0) + e)^{-1/4}) V^T from the
-// eigendecomposition S = V diag(lambda) V^T, in double; `root` is written
-// only on success.
+// eigendecomposition S = V diag(lambda) V^T in precision P (the scalars in
+// double); `root` is written only on success.
 template <class T>
-bool Shampoo<T>::inverse_root(const Matrix<T>& statistic, Matrix<T>& root,
-                              RootWorkspace& ws) const {
-  ws.statistic = statistic.template cast<double>();
+template <class P>
+bool Shampoo<T>::inverse_root_in(const Matrix<T>& statistic, Matrix<T>& root,
+                                 RootScratch<P>& ws) const {
+  ws.statistic = statistic.template cast<P>();
   ws.solver.compute(ws.statistic, Eigen::ComputeEigenvectors);
   if (ws.solver.info() != Eigen::Success || !ws.solver.eigenvalues().allFinite()) return false;
-  const Vector<double>& lambda = ws.solver.eigenvalues();
-  const double largest = std::max(lambda.maxCoeff(), 0.0);
+  const Vector<P>& lambda = ws.solver.eigenvalues();
+  const double largest = std::max(static_cast<double>(lambda.maxCoeff()), 0.0);
   const double ridge =
       options_.relative_epsilon
           ? options_.epsilon * std::max(largest, kSmallestLargestEigenvalue)
           : options_.epsilon;
   ws.scaled = ws.solver.eigenvectors();
   for (Index j = 0; j < lambda.size(); ++j)
-    ws.scaled.col(j) *= std::pow(std::max(lambda[j], 0.0) + ridge, -0.25);
+    ws.scaled.col(j) *=
+        static_cast<P>(std::pow(std::max(static_cast<double>(lambda[j]), 0.0) + ridge, -0.25));
   ws.root.noalias() = ws.scaled * ws.solver.eigenvectors().transpose();
   if (!ws.root.allFinite()) return false;
   root = ws.root.template cast<T>();
   return true;
+}
+
+// In double, or in T with a retry in double when T fails.
+template <class T>
+bool Shampoo<T>::inverse_root(const Matrix<T>& statistic, Matrix<T>& root,
+                              RootWorkspace& ws) const {
+  if constexpr (!std::is_same_v<T, double>)
+    if (!options_.roots_in_double && inverse_root_in(statistic, root, ws.in_t)) return true;
+  return inverse_root_in(statistic, root, ws.in_double);
 }
 
 template <class T>
@@ -256,12 +283,13 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x,
   f.select_batch(batch);
   const T loss = f.value_and_gradient(x, &gradient_);
   result.loss = static_cast<double>(loss);
-  const double squared_norm = gradient_.template cast<double>().squaredNorm();
+  const double squared_norm = chunked_squared_norm(gradient_);
   result.gradient_norm = std::sqrt(squared_norm);
   result.gradient_evaluations = 1;
-  // A finite T-precision squared norm also bounds every entry of G G^T.
-  if (!std::isfinite(result.loss) || !gradient_.allFinite() ||
-      !std::isfinite(gradient_.squaredNorm())) {
+  // Finite only when every entry is; below T's largest value it also bounds
+  // every entry of G G^T.
+  if (!std::isfinite(result.loss) ||
+      !(squared_norm <= static_cast<double>(std::numeric_limits<T>::max()))) {
     result.accepted = false;
     result.event = "non-finite loss or gradient: step rejected, x and state unchanged";
     return result;
@@ -303,9 +331,10 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x,
     const auto G = ConstMatrixMap<T>(gradient_.data() + l.offset, l.rows, l.cols)
                        .block(b.row_begin, b.col_begin, b.rows, b.cols);
     b.product.noalias() = b.left_root * G;
-    MatrixMap<T>(direction_.data() + l.offset, l.rows, l.cols)
-        .block(b.row_begin, b.col_begin, b.rows, b.cols)
-        .noalias() = b.product * b.right_root;
+    auto P = MatrixMap<T>(direction_.data() + l.offset, l.rows, l.cols)
+                 .block(b.row_begin, b.col_begin, b.rows, b.cols);
+    P.noalias() = b.product * b.right_root;
+    b.squared_norm = static_cast<double>(P.squaredNorm());
   };
 
   const Index start = options_.start_preconditioning_step;
@@ -346,26 +375,38 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x,
       if (preconditioned) precondition(b);
     });
   }
+  // u = scale d (+ weight_decay x), m = beta1 m + (1 - beta1) u, x = x - lr m
+  // over one segment, one pass for m and one for x.
+  const T beta1 = T(options_.beta1), decay = T(options_.weight_decay);
+  const T lr = T(options_.learning_rate);
+  const auto take_step = [&](Index begin, Index size, const Vector<T>& d, T scale) {
+    auto m = momentum_.segment(begin, size).array();
+    auto xs = x.segment(begin, size).array();
+    const auto ds = d.segment(begin, size).array();
+    if (options_.weight_decay != 0)
+      m = beta1 * m + (T(1) - beta1) * (scale * ds + decay * xs);
+    else
+      m = beta1 * m + (T(1) - beta1) * (scale * ds);
+    xs -= lr * m;
+  };
   if (preconditioned) {
     // Layer-wise grafting (Agarwal et al. 2020): Shampoo's direction with the
-    // length of the grafting optimizer's.
-    for (const Layer& l : layers_) {
+    // length of the grafting optimizer's; |P| from the blocks' sums in order.
+    std::vector<double>& shampoo_squared = layer_squared_norms_;
+    std::fill(shampoo_squared.begin(), shampoo_squared.end(), 0.0);
+    for (const Block& b : blocks_) shampoo_squared[static_cast<std::size_t>(b.layer)] += b.squared_norm;
+    for (std::size_t k = 0; k < layers_.size(); ++k) {
+      const Layer& l = layers_[k];
       const Index size = l.rows * l.cols;
-      auto p = direction_.segment(l.offset, size);
       const double graft_norm =
           std::sqrt(static_cast<double>(graft_direction_.segment(l.offset, size).squaredNorm()));
-      const double shampoo_norm = std::sqrt(static_cast<double>(p.squaredNorm()));
-      p *= T(graft_norm / (shampoo_norm + kNormFloor));
+      const double shampoo_norm = std::sqrt(shampoo_squared[k]);
+      take_step(l.offset, size, direction_, T(graft_norm / (shampoo_norm + kNormFloor)));
     }
-    for (const auto& [begin, end] : uncovered_)
-      direction_.segment(begin, end - begin) = graft_direction_.segment(begin, end - begin);
+    for (const auto& [begin, end] : uncovered_) take_step(begin, end - begin, graft_direction_, T(1));
   } else {
-    direction_ = graft_direction_;
+    take_step(0, x.size(), graft_direction_, T(1));
   }
-  if (options_.weight_decay != 0) direction_ += T(options_.weight_decay) * x;
-  const T beta1 = T(options_.beta1);
-  momentum_.array() = beta1 * momentum_.array() + (T(1) - beta1) * direction_.array();
-  x -= T(options_.learning_rate) * momentum_;
   this->steps_ = t;
   return result;
 }
