@@ -19,7 +19,8 @@
 //
 // LIST is comma-separated; an entry is an optimizer name of make_optimizer, or
 // NAME@BATCH to run it with another batch size (e.g. hessian-free@1000, the
-// batch `hesse compare` gives it). Default:
+// batch `hesse compare` gives it), or NAME+KEY=VALUE[+KEY=VALUE] for a
+// variant with other settings (e.g. kfac+rank=16). Default:
 //   adam,sgd-momentum,kfac,shampoo,hessian-free
 // Settings are make_optimizer's defaults except the learning rates of the
 // first-order baselines, which torch_training.py must be given too:
@@ -194,9 +195,24 @@ std::vector<Entry> parse_entries(const Options& o) {
       if (*end != '\0' || b <= 0) usage("--optimizers: '" + item + "': expected NAME@BATCH");
       e.batch_size = b;
     }
+    // NAME+KEY=VALUE...: a variant with other settings (e.g. kfac+rank=16).
+    std::vector<std::pair<std::string, double>> variant;
+    if (const auto plus = e.name.find('+'); plus != std::string::npos) {
+      std::stringstream parts(e.name.substr(plus + 1));
+      for (std::string part; std::getline(parts, part, '+');) {
+        const auto eq = part.find('=');
+        char* end = nullptr;
+        const double v = eq == std::string::npos ? 0 : std::strtod(part.c_str() + eq + 1, &end);
+        if (eq == std::string::npos || eq == 0 || end == part.c_str() + eq + 1 || *end != '\0')
+          usage("--optimizers: '" + item + "': expected NAME+KEY=VALUE");
+        variant.emplace_back(part.substr(0, eq), v);
+      }
+      e.name = e.name.substr(0, plus);
+    }
     for (const auto& other : entries)
       if (other.label == e.label) usage("--optimizers: '" + item + "' appears twice");
     e.settings = default_settings(e.name);
+    for (const auto& [key, value] : variant) e.settings[key] = value;
     entries.push_back(e);
   }
   for (const auto& text : o.sets) {

@@ -29,6 +29,9 @@
 //      implementation of Wang et al., KFAC-Pytorch):
 //        (A (x) G + (lambda + eta) I)^-1 vec(grad)
 //          = vec(Q_G [(Q_G^T grad Q_A) ./ (d_G d_A^T + lambda + eta)] Q_A^T).
+//      With rank = r > 0, a factor larger than r keeps its top r eigenpairs
+//      and the mean of its other eigenvalues (KfacLowRankInverse), so
+//      applying its inverse costs O(n r) per gradient row instead of O(n^2).
 //   4. V = G^-1 grad[W b] A^-1 per Dense block (two GEMMs, four for the
 //      eigen variant); parameters outside Dense blocks get V = grad.
 //   5. KL / norm constraint (Ba, Grosse & Martens 2017): V *= nu,
@@ -55,9 +58,11 @@
 //
 // After the first step (or a load_state) a step allocates nothing in the
 // optimizer: factors, inverses, the momentum buffer and every workspace are
-// members (an eigen-variant refresh allocates inside Eigen's eigensolver).
-// The optimizer's own products run on the calling thread with Eigen
-// single-threaded; the objective's passes keep their thread slices.
+// members (an eigen-variant or low-rank refresh allocates inside Eigen).
+// The Cholesky variant's preconditioning runs over the OpenMP threads in
+// fixed slices, each a single-threaded Eigen product, so the result does not
+// depend on the thread count; refreshes and the eigen variant run on the
+// calling thread. The objective's passes keep their thread slices.
 // docs/optimizers-kfac.md has the options, costs and references.
 #pragma once
 
