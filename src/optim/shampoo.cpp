@@ -233,7 +233,8 @@ void Shampoo<T>::prepare(const StochasticObjective<T>& f, Index dimension) {
   }
   graft_direction_.resize(dimension);
   direction_.resize(dimension);
-  layer_squared_norms_.assign(layers_.size(), 0.0);
+  graft_squared_.assign(layers_.size(), 0.0);
+  shampoo_squared_.assign(layers_.size(), 0.0);
   dimension_ = dimension;
   layout_ready_ = true;
 }
@@ -250,10 +251,9 @@ bool Shampoo<T>::inverse_root_in(const Matrix<T>& statistic, Matrix<T>& root,
   if (ws.solver.info() != Eigen::Success || !ws.solver.eigenvalues().allFinite()) return false;
   const Vector<P>& lambda = ws.solver.eigenvalues();
   const double largest = std::max(static_cast<double>(lambda.maxCoeff()), 0.0);
-  const double ridge =
-      options_.relative_epsilon
-          ? options_.epsilon * std::max(largest, kSmallestLargestEigenvalue)
-          : options_.epsilon;
+  const double ridge = options_.relative_epsilon
+                           ? options_.epsilon * std::max(largest, kSmallestLargestEigenvalue)
+                           : options_.epsilon;
   ws.scaled = ws.solver.eigenvectors();
   for (Index j = 0; j < lambda.size(); ++j)
     ws.scaled.col(j) *=
@@ -274,8 +274,7 @@ bool Shampoo<T>::inverse_root(const Matrix<T>& statistic, Matrix<T>& root,
 }
 
 template <class T>
-StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x,
-                            std::span<const Index> batch) {
+StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<const Index> batch) {
   if (dimension_ >= 0 && x.size() != dimension_)
     throw InvalidArgument("shampoo: the optimizer's state holds " + std::to_string(dimension_) +
                           " parameters, x has " + std::to_string(x.size()));
@@ -299,17 +298,33 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x,
   const std::int64_t t = this->steps_ + 1;
   const T beta2 = T(options_.beta2);
   const T epsilon_graft = T(options_.graft_epsilon);
-  if (options_.graft == ShampooGraft::Adagrad) {
-    graft_accumulator_.array() += gradient_.array().square();
-    graft_direction_.array() =
-        gradient_.array() / (graft_accumulator_.array().sqrt() + epsilon_graft);
-  } else {
-    graft_accumulator_.array() =
-        beta2 * graft_accumulator_.array() + (T(1) - beta2) * gradient_.array().square();
-    const T correction = T(1 - std::pow(options_.beta2, static_cast<double>(t)));
-    graft_direction_.array() =
-        gradient_.array() / ((graft_accumulator_.array() / correction).sqrt() + epsilon_graft);
-  }
+  const T correction = T(1 - std::pow(options_.beta2, static_cast<double>(t)));
+  // The grafting optimizer's accumulator and direction a on one piece of the
+  // flat vector (arrays over a block of a layer, or a segment); returns |a|^2.
+  const auto graft = [&](auto g, auto accumulator, auto a) -> double {
+    if (options_.graft == ShampooGraft::Adagrad) {
+      accumulator += g.square();
+      a = g / (accumulator.sqrt() + epsilon_graft);
+    } else {
+      accumulator = beta2 * accumulator + (T(1) - beta2) * g.square();
+      a = g / ((accumulator / correction).sqrt() + epsilon_graft);
+    }
+    return static_cast<double>(a.matrix().squaredNorm());
+  };
+  const auto graft_block = [&](Block& b) {
+    const Layer& l = layers_[static_cast<std::size_t>(b.layer)];
+    const auto piece = [&](Vector<T>& v) {
+      return MatrixMap<T>(v.data() + l.offset, l.rows, l.cols)
+          .block(b.row_begin, b.col_begin, b.rows, b.cols)
+          .array();
+    };
+    b.graft_squared_norm =
+        graft(piece(gradient_), piece(graft_accumulator_), piece(graft_direction_));
+  };
+  for (const auto& [begin, end] : uncovered_)
+    graft(gradient_.segment(begin, end - begin).array(),
+          graft_accumulator_.segment(begin, end - begin).array(),
+          graft_direction_.segment(begin, end - begin).array());
 
   const Index num_blocks = static_cast<Index>(blocks_.size());
   const T weight = options_.beta2 < 1 ? T(1) - beta2 : T(1);
@@ -334,7 +349,7 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x,
     auto P = MatrixMap<T>(direction_.data() + l.offset, l.rows, l.cols)
                  .block(b.row_begin, b.col_begin, b.rows, b.cols);
     P.noalias() = b.product * b.right_root;
-    b.squared_norm = static_cast<double>(P.squaredNorm());
+    b.shampoo_squared_norm = static_cast<double>(P.squaredNorm());
   };
 
   const Index start = options_.start_preconditioning_step;
@@ -350,7 +365,11 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x,
     return blocks_[static_cast<std::size_t>(schedule_[static_cast<std::size_t>(j)])];
   };
   if (refresh) {
-    if (update) parallel_for(num_blocks, threads, [&](Index j) { update_statistics(block_at(j)); });
+    parallel_for(num_blocks, threads, [&](Index j) {
+      Block& b = block_at(j);
+      graft_block(b);
+      if (update) update_statistics(b);
+    });
     // The eigendecompositions are the expensive part and independent.
     if (workspaces_.size() < static_cast<std::size_t>(threads))
       workspaces_.resize(static_cast<std::size_t>(threads));
@@ -368,9 +387,10 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x,
                      " inverse root(s) failed (non-finite or no convergence): previous "
                      "roots kept";
     parallel_for(num_blocks, threads, [&](Index j) { precondition(block_at(j)); });
-  } else if (update || preconditioned) {
+  } else {
     parallel_for(num_blocks, threads, [&](Index j) {
       Block& b = block_at(j);
+      graft_block(b);
       if (update) update_statistics(b);
       if (preconditioned) precondition(b);
     });
@@ -391,19 +411,22 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x,
   };
   if (preconditioned) {
     // Layer-wise grafting (Agarwal et al. 2020): Shampoo's direction with the
-    // length of the grafting optimizer's; |P| from the blocks' sums in order.
-    std::vector<double>& shampoo_squared = layer_squared_norms_;
-    std::fill(shampoo_squared.begin(), shampoo_squared.end(), 0.0);
-    for (const Block& b : blocks_) shampoo_squared[static_cast<std::size_t>(b.layer)] += b.squared_norm;
+    // length of the grafting optimizer's; |a| and |P| from the blocks' sums
+    // in block order.
+    std::fill(graft_squared_.begin(), graft_squared_.end(), 0.0);
+    std::fill(shampoo_squared_.begin(), shampoo_squared_.end(), 0.0);
+    for (const Block& b : blocks_) {
+      graft_squared_[static_cast<std::size_t>(b.layer)] += b.graft_squared_norm;
+      shampoo_squared_[static_cast<std::size_t>(b.layer)] += b.shampoo_squared_norm;
+    }
     for (std::size_t k = 0; k < layers_.size(); ++k) {
       const Layer& l = layers_[k];
-      const Index size = l.rows * l.cols;
-      const double graft_norm =
-          std::sqrt(static_cast<double>(graft_direction_.segment(l.offset, size).squaredNorm()));
-      const double shampoo_norm = std::sqrt(shampoo_squared[k]);
-      take_step(l.offset, size, direction_, T(graft_norm / (shampoo_norm + kNormFloor)));
+      const double graft_norm = std::sqrt(graft_squared_[k]);
+      const double shampoo_norm = std::sqrt(shampoo_squared_[k]);
+      take_step(l.offset, l.rows * l.cols, direction_, T(graft_norm / (shampoo_norm + kNormFloor)));
     }
-    for (const auto& [begin, end] : uncovered_) take_step(begin, end - begin, graft_direction_, T(1));
+    for (const auto& [begin, end] : uncovered_)
+      take_step(begin, end - begin, graft_direction_, T(1));
   } else {
     take_step(0, x.size(), graft_direction_, T(1));
   }
@@ -519,7 +542,8 @@ void Shampoo<T>::reset() {
 template <class T>
 std::unique_ptr<Optimizer<T>> make_preconditioned(const std::string& name,
                                                   const OptimizerSettings& settings) {
-  if (name == "shampoo") return std::make_unique<Shampoo<T>>(ShampooOptions::from_settings(settings));
+  if (name == "shampoo")
+    return std::make_unique<Shampoo<T>>(ShampooOptions::from_settings(settings));
   if (name == "adahessian")
     return std::make_unique<AdaHessian<T>>(AdaHessianOptions::from_settings(settings));
   if (name == "sophia") return std::make_unique<Sophia<T>>(SophiaOptions::from_settings(settings));

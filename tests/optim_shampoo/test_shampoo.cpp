@@ -3,12 +3,12 @@
 // decay), the grafting norm against the grafted optimizer's step, training
 // small_mlp on blobs, checkpoints, option checks and NaN handling.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <Eigen/Eigenvalues>
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <omp.h>
 #include <vector>
 
 #include "../common/small_network.hpp"
@@ -62,7 +62,8 @@ struct ReferenceShampoo {
   ReferenceShampoo(const ShampooOptions& o, const std::vector<ParameterBlock>& parameter_blocks,
                    Index n)
       : options(o), accumulator(Vector<double>::Zero(n)), momentum(Vector<double>::Zero(n)) {
-    for (const ParameterBlock& p : parameter_blocks) layers.push_back({p.weight_offset, p.rows, p.cols + 1});
+    for (const ParameterBlock& p : parameter_blocks)
+      layers.push_back({p.weight_offset, p.rows, p.cols + 1});
     for (const Layer& l : layers)
       for (Index r = 0; r < l.rows; r += o.block_size)
         for (Index c = 0; c < l.cols; c += o.block_size) {
@@ -76,8 +77,8 @@ struct ReferenceShampoo {
   }
 
   Matrix<double> block_of(const Vector<double>& v, const Block& b) const {
-    const Matrix<double> M = Eigen::Map<const Matrix<double>>(v.data() + b.offset, b.layer_rows,
-                                                              b.layer_cols);
+    const Matrix<double> M =
+        Eigen::Map<const Matrix<double>>(v.data() + b.offset, b.layer_rows, b.layer_cols);
     return M.block(b.r0, b.c0, b.rows, b.cols);
   }
 
@@ -159,8 +160,13 @@ double deviation_from_reference(const ShampooOptions& options, int steps) {
 
 TEST(Shampoo, StepEqualsDenseFormulaOnWholeLayers) {
   // Steps 1-2 graft only; roots at steps 3 and 5, stale at 4 and 6.
-  ShampooOptions o{.learning_rate = 0.05, .beta1 = 0.9, .beta2 = 0.99, .epsilon = 1e-4,
-                   .inverse_every = 2, .block_size = 1000, .start_preconditioning_step = 3,
+  ShampooOptions o{.learning_rate = 0.05,
+                   .beta1 = 0.9,
+                   .beta2 = 0.99,
+                   .epsilon = 1e-4,
+                   .inverse_every = 2,
+                   .block_size = 1000,
+                   .start_preconditioning_step = 3,
                    .weight_decay = 1e-3};
   EXPECT_LT(deviation_from_reference(o, 6), 1e-10);
   o.relative_epsilon = false;
@@ -174,8 +180,12 @@ TEST(Shampoo, StepEqualsDenseFormulaOnWholeLayers) {
 TEST(Shampoo, StepEqualsDenseFormulaWithBlocking) {
   // block_size 3: [W b] of layer 0 is [16, 5] -> 6 x 2 blocks, layer 1's
   // [3, 17] -> 1 x 6 blocks; each block has its own L and R.
-  ShampooOptions o{.learning_rate = 0.05, .beta1 = 0.5, .epsilon = 1e-4, .inverse_every = 1,
-                   .block_size = 3, .start_preconditioning_step = 1};
+  ShampooOptions o{.learning_rate = 0.05,
+                   .beta1 = 0.5,
+                   .epsilon = 1e-4,
+                   .inverse_every = 1,
+                   .block_size = 3,
+                   .start_preconditioning_step = 1};
   EXPECT_LT(deviation_from_reference(o, 4), 1e-10);
 
   Problem<double> p;
@@ -199,15 +209,22 @@ TEST(Shampoo, StepEqualsDenseFormulaWithBlocking) {
 TEST(Shampoo, StepEqualsDenseFormulaWithStatisticsEvery) {
   // Statistics at steps 1, 4, 7; roots at 2, 4, 6, 8: refreshes with and
   // without a statistics update, stale statistics between.
-  ShampooOptions o{.learning_rate = 0.05, .beta1 = 0.5, .beta2 = 0.9, .epsilon = 1e-4,
-                   .inverse_every = 2, .statistics_every = 3, .block_size = 3,
+  ShampooOptions o{.learning_rate = 0.05,
+                   .beta1 = 0.5,
+                   .beta2 = 0.9,
+                   .epsilon = 1e-4,
+                   .inverse_every = 2,
+                   .statistics_every = 3,
+                   .block_size = 3,
                    .start_preconditioning_step = 2};
   EXPECT_LT(deviation_from_reference(o, 8), 1e-10);
 }
 
 TEST(Shampoo, StatisticsChangeOnlyEveryStatisticsEverySteps) {
   Problem<double> p;
-  Shampoo<double> opt({.inverse_every = 100, .statistics_every = 3, .block_size = 8,
+  Shampoo<double> opt({.inverse_every = 100,
+                       .statistics_every = 3,
+                       .block_size = 8,
                        .start_preconditioning_step = 2});
   Vector<double> x = p.net.network().initial_parameters(3);
   data::BatchSampler sampler(p.data.num_samples(), 16, 5);
@@ -233,8 +250,11 @@ void expect_same_on_any_thread_count() {
   nn::NetworkObjective<T> net(testing::small_mlp<T>(), nn::LossKind::SoftmaxCrossEntropy, data,
                               {.threads = 1});
   StochasticAdapter<nn::NetworkObjective<T>> f(net);
-  const ShampooOptions o{.learning_rate = 0.02, .inverse_every = 3, .statistics_every = 2,
-                         .block_size = 4, .start_preconditioning_step = 2,
+  const ShampooOptions o{.learning_rate = 0.02,
+                         .inverse_every = 3,
+                         .statistics_every = 2,
+                         .block_size = 4,
+                         .start_preconditioning_step = 2,
                          .weight_decay = 1e-3};
   const int saved = omp_get_max_threads();
   std::vector<Vector<T>> finals;
@@ -272,8 +292,11 @@ TEST(Shampoo, SameResultOnAnyThreadCount) {
 template <class T>
 void expect_inverse_fourth_roots(bool roots_in_double, double tolerance) {
   Problem<T> p;
-  const ShampooOptions o{.epsilon = 1e-3, .roots_in_double = roots_in_double, .inverse_every = 1,
-                         .block_size = 4, .start_preconditioning_step = 1};
+  const ShampooOptions o{.epsilon = 1e-3,
+                         .roots_in_double = roots_in_double,
+                         .inverse_every = 1,
+                         .block_size = 4,
+                         .start_preconditioning_step = 1};
   Shampoo<T> opt(o);
   Vector<T> x = p.net.network().initial_parameters(3);
   for (int k = 0; k < 3; ++k) opt.step(p.f, x, first_samples(40));
@@ -310,8 +333,12 @@ TEST(Shampoo, RootsInTheStateAreInverseFourthRoots) {
 TEST(Shampoo, GraftedStepHasTheGraftedOptimizersNorm) {
   for (const ShampooGraft graft : {ShampooGraft::Adam, ShampooGraft::Adagrad}) {
     Problem<double> p;
-    const ShampooOptions o{.learning_rate = 0.01, .beta1 = 0, .inverse_every = 2, .block_size = 8,
-                           .graft = graft, .start_preconditioning_step = 3};
+    const ShampooOptions o{.learning_rate = 0.01,
+                           .beta1 = 0,
+                           .inverse_every = 2,
+                           .block_size = 8,
+                           .graft = graft,
+                           .start_preconditioning_step = 3};
     Shampoo<double> opt(o);
     Vector<double> x = p.net.network().initial_parameters(5);
     Vector<double> accumulator = Vector<double>::Zero(x.size());
@@ -378,8 +405,8 @@ TYPED_TEST(ShampooTyped, TrainsSmallMlpOnBlobs) {
   // Both grafts reach about 0.15 (float and double).
   Shampoo<TypeParam> adam_graft({.learning_rate = 0.02, .inverse_every = 10});
   EXPECT_LT(train(adam_graft), 0.2) << "adam graft";
-  Shampoo<TypeParam> roots_in_t({.learning_rate = 0.02, .roots_in_double = false,
-                                  .inverse_every = 10});
+  Shampoo<TypeParam> roots_in_t(
+      {.learning_rate = 0.02, .roots_in_double = false, .inverse_every = 10});
   EXPECT_LT(train(roots_in_t), 0.2) << "roots in T";
   Shampoo<TypeParam> adagrad_graft(
       {.learning_rate = 0.15, .beta2 = 1, .inverse_every = 10, .graft = ShampooGraft::Adagrad});
@@ -389,8 +416,11 @@ TYPED_TEST(ShampooTyped, TrainsSmallMlpOnBlobs) {
 TYPED_TEST(ShampooTyped, CheckpointContinuesBitForBit) {
   using T = TypeParam;
   // Roots at steps 3, 10, 17, 24: the checkpoint at step 12 falls between.
-  const ShampooOptions o{.learning_rate = 0.02, .inverse_every = 7, .block_size = 6,
-                         .start_preconditioning_step = 3, .weight_decay = 1e-3};
+  const ShampooOptions o{.learning_rate = 0.02,
+                         .inverse_every = 7,
+                         .block_size = 6,
+                         .start_preconditioning_step = 3,
+                         .weight_decay = 1e-3};
   Problem<T> p(384);
   data::BatchSampler sampler(p.data.num_samples(), 32, 4);
   sampler.start_epoch(0);
@@ -543,11 +573,19 @@ TEST(Shampoo, InvalidOptionsNameTheField) {
 }
 
 TEST(Shampoo, SettingsAndFactory) {
-  const ShampooOptions o = ShampooOptions::from_settings(
-      {{"lr", 0.1}, {"beta1", 0.5}, {"beta2", 1}, {"eps", 1e-8}, {"relative_eps", 0},
-       {"roots_in_double", 0},
-       {"inverse_every", 20}, {"statistics_every", 4}, {"block_size", 64}, {"graft", 0}, {"graft_eps", 1e-9},
-       {"start_preconditioning_step", 2}, {"weight_decay", 1e-4}});
+  const ShampooOptions o = ShampooOptions::from_settings({{"lr", 0.1},
+                                                          {"beta1", 0.5},
+                                                          {"beta2", 1},
+                                                          {"eps", 1e-8},
+                                                          {"relative_eps", 0},
+                                                          {"roots_in_double", 0},
+                                                          {"inverse_every", 20},
+                                                          {"statistics_every", 4},
+                                                          {"block_size", 64},
+                                                          {"graft", 0},
+                                                          {"graft_eps", 1e-9},
+                                                          {"start_preconditioning_step", 2},
+                                                          {"weight_decay", 1e-4}});
   EXPECT_EQ(o.learning_rate, 0.1);
   EXPECT_EQ(o.beta1, 0.5);
   EXPECT_EQ(o.beta2, 1);

@@ -159,7 +159,8 @@ class Shampoo final : public Optimizer<T> {
     Matrix<T> left, right;            // L: [rows, rows], R: [cols, cols]; lower triangles
     Matrix<T> left_root, right_root;  // (L + e I)^{-1/4}, (R + e I)^{-1/4}
     Matrix<T> product;                // L^{-1/4} G_b: [rows, cols]
-    double squared_norm = 0;          // |P_b|^2 of this step
+    double graft_squared_norm = 0;    // |a_b|^2 of this step
+    double shampoo_squared_norm = 0;  // |P_b|^2 of this step
   };
   // Scratch for one thread's eigendecompositions in precision S.
   template <class S>
@@ -182,11 +183,11 @@ class Shampoo final : public Optimizer<T> {
   bool layout_ready_ = false;  // layers_ and the blocks' places known (first step)
   std::vector<Layer> layers_;
   std::vector<Block> blocks_;
-  std::vector<std::pair<Index, Index>> uncovered_;  // [begin, end) outside every layer
-  std::vector<Index> schedule_;                     // blocks_ indices, largest work first
-  std::vector<RootWorkspace> workspaces_;           // one per OpenMP thread of a refresh
-  std::vector<char> root_failed_;                   // per statistic, this step
-  std::vector<double> layer_squared_norms_;         // |P|^2 per layer, this step
+  std::vector<std::pair<Index, Index>> uncovered_;       // [begin, end) outside every layer
+  std::vector<Index> schedule_;                          // blocks_ indices, largest work first
+  std::vector<RootWorkspace> workspaces_;                // one per OpenMP thread of a refresh
+  std::vector<char> root_failed_;                        // per statistic, this step
+  std::vector<double> graft_squared_, shampoo_squared_;  // |a|^2, |P|^2 per layer, this step
   Vector<T> gradient_, graft_accumulator_, graft_direction_, direction_, momentum_;
 };
 
