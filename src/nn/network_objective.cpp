@@ -52,6 +52,11 @@ NetworkObjective<T>::NetworkObjective(Sequential<T> network, LossKind loss,
   const auto blocks = network_.parameter_blocks();
   for (std::size_t b = 0; b < blocks.size(); ++b)
     block_of_layer_[static_cast<std::size_t>(blocks[b].layer)] = Index(b);
+  for (Index l = 0; l < network_.num_layers(); ++l)
+    if (network_.layer(l).num_parameters() > 0 &&
+        (dynamic_cast<const Dense<T>*>(&network_.layer(l)) == nullptr ||
+         block_of_layer_[static_cast<std::size_t>(l)] < 0))
+      squares_supported_ = false;
 }
 
 template <class T>
@@ -149,6 +154,13 @@ void NetworkObjective<T>::chunk(Workspace& ws, Pass pass, const T* x, const T* v
       return;
     }
 
+    case Pass::SquaredGradient:
+      // scale = 1 (see run): column i of the adjoints is sample i's own
+      // gradient, as in a single-sample call.
+      ws.loss += loss_value_and_gradient<T>(loss_, outputs, Y, scale, &ws.delta[0]);
+      backward_pass(ws, x, X, out, false, ws.squares.data());
+      return;
+
     case Pass::HessianVector: {
       // Pearlmutter (1994): differentiate the backward pass along v.
       int current = 0;
@@ -176,7 +188,7 @@ void NetworkObjective<T>::chunk(Workspace& ws, Pass pass, const T* x, const T* v
 // Dense layer's output adjoint dS is also summed as dS dS^T into g_sums.
 template <class T>
 void NetworkObjective<T>::backward_pass(Workspace& ws, const T* x, ConstRef<T> X, T* out,
-                                        bool collect_g) {
+                                        bool collect_g, T* squares) {
   int current = 0;
   for (Index l = network_.num_layers() - 1; l >= 0; --l) {
     const auto i = static_cast<std::size_t>(l);
@@ -185,12 +197,32 @@ void NetworkObjective<T>::backward_pass(Workspace& ws, const T* x, ConstRef<T> X
       sum.template selfadjointView<Eigen::Lower>().rankUpdate(ws.delta[current]);
     }
     const Index offset = network_.parameter_offset(l);
+    if (squares && block_of_layer_[i] >= 0)
+      accumulate_squares(ws, l == 0 ? X : ConstRef<T>(ws.activations[i - 1]), ws.delta[current],
+                         squares + offset);
     network_.layer(l).backward(x + offset, l == 0 ? X : ConstRef<T>(ws.activations[i - 1]),
                                ws.activations[i], ws.delta[current],
                                l > 0 ? &ws.delta[1 - current] : nullptr,
                                out ? out + offset : nullptr);
     current = 1 - current;
   }
+}
+
+// Sample i's gradient of a Dense layer is [d_i a_i^T, d_i], so the sum of
+// its squares is (D o D)(A o A)^T and the row sums of D o D: one GEMM of the
+// size of the gradient's (Dangel et al. 2020, BackPACK's second moment).
+template <class T>
+void NetworkObjective<T>::accumulate_squares(Workspace& ws, ConstRef<T> A, const Matrix<T>& D,
+                                             T* squares) {
+  const Index rows = D.rows(), cols = A.rows(), batch = D.cols();
+  if (ws.square_scratch.size() < (rows + cols) * batch)
+    ws.square_scratch.resize((rows + cols) * batch);
+  MatrixMap<T> D2(ws.square_scratch.data(), rows, batch);
+  MatrixMap<T> A2(ws.square_scratch.data() + rows * batch, cols, batch);
+  D2 = D.array().square().matrix();
+  A2 = A.array().square().matrix();
+  MatrixMap<T>(squares, rows, cols).noalias() += D2 * A2.transpose();
+  VectorMap<T>(squares + rows * cols, rows) += D2.rowwise().sum();
 }
 
 // Martens & Grosse (2015), sec. 3: A from each Dense layer's input with a
@@ -295,6 +327,43 @@ T NetworkObjective<T>::sampled_target_gradient(const Vector<T>& x, Rng& rng,
 }
 
 template <class T>
+T NetworkObjective<T>::squared_gradient_sum(const Vector<T>& x, Vector<T>& out,
+                                            Vector<T>* gradient) {
+  check_sizes(x, nullptr, "squared_gradient_sum");
+  if (!squares_supported_) {
+    for (Index l = 0; l < network_.num_layers(); ++l)
+      if (network_.layer(l).num_parameters() > 0 &&
+          dynamic_cast<const Dense<T>*>(&network_.layer(l)) == nullptr)
+        throw InvalidArgument("squared_gradient_sum: layer " + std::to_string(l) + " (" +
+                              network_.layer(l).describe() +
+                              ") has parameters but is not Dense; the one-pass rule covers "
+                              "Dense layers only (take single-sample gradients instead)");
+    throw InvalidArgument("squared_gradient_sum: a parametrised layer is not a parameter block");
+  }
+  const double l2 = options_.l2;
+  const Index n = dimension();
+  // sum_i g_i, for `gradient` and for the l2 cross term.
+  Vector<T>* sum = gradient ? gradient : (l2 > 0 ? &gradient_sum_ : nullptr);
+  for (Workspace& ws : workspaces_) ws.squares.setZero(n);
+  double loss = run(Pass::SquaredGradient, x, nullptr, sum);
+  out = workspaces_.front().squares;  // fixed order; unused workspaces hold zeros
+  for (std::size_t t = 1; t < workspaces_.size(); ++t) out += workspaces_[t].squares;
+  const double samples = static_cast<double>(num_selected());
+  loss /= samples;
+  if (l2 > 0) {
+    const T lambda = static_cast<T>(l2);
+    out.array() += (T(2) * lambda) * x.array() * sum->array() +
+                   (static_cast<T>(samples) * lambda * lambda) * x.array().square();
+    loss += 0.5 * l2 * static_cast<double>(x.squaredNorm());
+  }
+  if (gradient) {
+    *gradient /= static_cast<T>(samples);
+    if (l2 > 0) *gradient += static_cast<T>(l2) * x;
+  }
+  return static_cast<T>(loss);
+}
+
+template <class T>
 int NetworkObjective<T>::slices_for(Index samples) const {
   const Index by_size = samples / options_.min_samples_per_thread;
   return static_cast<int>(std::max<Index>(1, std::min<Index>(Index(workspaces_.size()), by_size)));
@@ -326,7 +395,8 @@ void NetworkObjective<T>::run_slice(Workspace& ws, Pass pass, const T* x, const 
 template <class T>
 double NetworkObjective<T>::run(Pass pass, const Vector<T>& x, const Vector<T>* v, Vector<T>* out) {
   const Index selected = num_selected();
-  const T scale = T(1) / static_cast<T>(selected);
+  // The squared-gradient pass needs each sample's own gradient: weight 1.
+  const T scale = pass == Pass::SquaredGradient ? T(1) : T(1) / static_cast<T>(selected);
   const T* v_data = v ? v->data() : nullptr;
   if (out) out->setZero(dimension());
   const int slices = slices_for(selected);

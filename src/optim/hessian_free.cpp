@@ -5,6 +5,7 @@
 #include <random>
 #include <sstream>
 
+#include "hesse/nn/network_objective.hpp"
 #include "hesse/optim/stochastic_lbfgs.hpp"
 #include "hesse/optim/subsampled_newton.hpp"
 
@@ -259,15 +260,28 @@ StepResult HessianFree<T>::step(StochasticObjective<T>& f, Vector<T>& x,
   detail::draw_subset(rng_, batch, curvature_size, curvature_batch_);
   const std::span<const Index> curvature_batch(curvature_batch_);
 
-  // Martens 2010 sect. 4.7.
+  // Martens 2010 sect. 4.7. The sum of squared per-sample gradients in one
+  // batched pass when the objective (or the network behind it, as K-FAC
+  // reads its statistics) has one; otherwise |C| single-sample gradients.
   if (options_.preconditioner == HessianFreePreconditioner::EmpiricalFisherDiagonal) {
-    fisher_diagonal_.setZero(n);
-    for (const Index sample : curvature_batch) {
-      f.select_batch(std::span<const Index>(&sample, 1));
-      f.value_and_gradient(x, &sample_gradient_);
-      fisher_diagonal_.array() += sample_gradient_.array().square();
+    nn::NetworkObjective<T>* network = f.has_squared_gradient_sum() ? nullptr : f.network();
+    if (f.has_squared_gradient_sum()) {
+      f.select_batch(curvature_batch);
+      f.squared_gradient_sum(x, fisher_diagonal_, nullptr);
+      result.gradient_evaluations += 1;
+    } else if (network != nullptr && network->has_squared_gradient_sum()) {
+      f.select_batch(curvature_batch);
+      network->squared_gradient_sum(x, fisher_diagonal_);
+      result.gradient_evaluations += 1;
+    } else {
+      fisher_diagonal_.setZero(n);
+      for (const Index sample : curvature_batch) {
+        f.select_batch(std::span<const Index>(&sample, 1));
+        f.value_and_gradient(x, &sample_gradient_);
+        fisher_diagonal_.array() += sample_gradient_.array().square();
+      }
+      result.gradient_evaluations += curvature_size;
     }
-    result.gradient_evaluations += curvature_size;
     fisher_diagonal_ /= static_cast<T>(curvature_size);
     // A scalar loop: Eigen's vectorised pow trips GCC 12's -Wuninitialized in
     // its AVX-512 intrinsics.

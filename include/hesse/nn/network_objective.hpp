@@ -96,6 +96,25 @@ class NetworkObjective {
   /// estimator). Returns the mean loss with the data's real labels.
   T sampled_target_gradient(const Vector<T>& x, Rng& rng, Vector<T>& gradient);
 
+  /// Whether squared_gradient_sum can run: every layer with parameters is
+  /// Dense (a user's own parametrised layer makes it refuse).
+  bool has_squared_gradient_sum() const { return squares_supported_; }
+
+  /// out = sum over the selected samples i of (grad f_i(x))^2 entrywise, f_i
+  /// the objective on sample i alone (its loss plus l2/2 |x|^2): what a loop
+  /// of single-sample value_and_gradient calls would square and add, from one
+  /// forward and one backward pass over the selection. For a Dense layer with
+  /// per-sample output adjoints D: [rows, B] and inputs A: [cols, B],
+  ///   sum_i (d_i a_i^T) o (d_i a_i^T) = (D o D)(A o A)^T,
+  /// and the bias part is the row sums of D o D (the per-sample second moment
+  /// of BackPACK, Dangel et al. 2020). With l2 > 0,
+  ///   sum_i (g_i + l2 x)^2 = sum_i g_i^2 + 2 l2 x o sum_i g_i + B l2^2 x^2.
+  /// Returns the mean loss and, when `gradient` is not null, writes the mean
+  /// gradient as value_and_gradient would. Hessian-free's diagonal
+  /// preconditioner (Martens 2010 sect. 4.7) is its main user. Throws
+  /// InvalidArgument when has_squared_gradient_sum() is false.
+  T squared_gradient_sum(const Vector<T>& x, Vector<T>& out, Vector<T>* gradient = nullptr);
+
   /// Fraction of selected samples whose predicted class is the label
   /// (classification only; for one output the threshold is 0).
   double accuracy(const Vector<T>& x);
@@ -107,7 +126,15 @@ class NetworkObjective {
   const NetworkObjectiveOptions& options() const { return options_; }
 
  private:
-  enum class Pass { Value, Gradient, HessianVector, GaussNewtonVector, Kronecker, SampledGradient };
+  enum class Pass {
+    Value,
+    Gradient,
+    HessianVector,
+    GaussNewtonVector,
+    Kronecker,
+    SampledGradient,
+    SquaredGradient,
+  };
 
   // Everything one thread needs for its slice of the samples.
   struct Workspace {
@@ -121,6 +148,9 @@ class NetworkObjective {
     std::vector<Matrix<T>> a_sums, g_sums;
     Matrix<T> sampled_y;
     Index chunk_start = 0;
+    // Squared-gradient pass: this slice's sum of squared per-sample
+    // gradients, and room for D o D and A o A of one layer (only grows).
+    Vector<T> squares, square_scratch;
   };
 
   // Runs `pass` over the selected samples; out receives the gradient or
@@ -136,7 +166,11 @@ class NetworkObjective {
   int slices_for(Index samples) const;
   void check_sizes(const Vector<T>& x, const Vector<T>* v, const char* call) const;
   void draw_randoms(Rng& rng, bool normal);
-  void backward_pass(Workspace& ws, const T* x, ConstRef<T> X, T* out, bool collect_g);
+  // squares (not null): each Dense layer adds its (D o D)(A o A)^T there.
+  void backward_pass(Workspace& ws, const T* x, ConstRef<T> X, T* out, bool collect_g,
+                     T* squares = nullptr);
+  // squares += [(D o D)(A o A)^T, (D o D) 1] for one Dense layer's slice.
+  void accumulate_squares(Workspace& ws, ConstRef<T> A, const Matrix<T>& D, T* squares);
   // Kronecker pass over one chunk, after the forward pass.
   void kronecker_chunk(Workspace& ws, const T* x, T* out, ConstRef<T> X, ConstRef<T> Y, T scale);
 
@@ -152,6 +186,8 @@ class NetworkObjective {
   FisherKind fisher_kind_ = FisherKind::True;
   std::vector<double> randoms_;        // per selected sample, drawn before a pass
   Vector<T> unit_, column_;
+  bool squares_supported_ = true;      // no parametrised layer but Dense
+  Vector<T> gradient_sum_;             // sum_i g_i for the l2 cross term
 };
 
 extern template class NetworkObjective<float>;

@@ -61,6 +61,20 @@ class StochasticObjective {
   virtual bool has_gauss_newton_vector() const { return false; }
   virtual void gauss_newton_vector(const Vector<T>& x, const Vector<T>& v, Vector<T>& Gv);
 
+  /// Whether squared_gradient_sum is available (Hessian-free's diagonal
+  /// preconditioner, Martens 2010 sect. 4.7, otherwise takes one
+  /// single-sample value_and_gradient per sample).
+  virtual bool has_squared_gradient_sum() const { return false; }
+  /// out = sum over the selected samples i of grad f_i(x) squared entrywise,
+  /// f_i the objective on sample i alone (regularisation included); returns
+  /// the mean loss as value_and_gradient does and, when `gradient` is not
+  /// null, writes the mean gradient.
+  virtual T squared_gradient_sum(const Vector<T>& x, Vector<T>& out, Vector<T>* gradient) {
+    (void)x, (void)out, (void)gradient;
+    throw InvalidArgument(
+        "squared_gradient_sum: this objective has none (check has_squared_gradient_sum())");
+  }
+
   /// The network behind the objective (K-FAC needs its layer statistics), or
   /// null for objectives that are not networks.
   virtual nn::NetworkObjective<T>* network() { return nullptr; }

@@ -49,6 +49,28 @@ class StochasticAdapter final : public StochasticObjective<typename F::Scalar> {
       StochasticObjective<T>::gauss_newton_vector(x, v, Gv);
     }
   }
+  // Forwarded when F has squared_gradient_sum(x, out, gradient); F may
+  // narrow it with has_squared_gradient_sum() (a network whose layers the
+  // one-pass rule does not cover).
+  bool has_squared_gradient_sum() const override {
+    if constexpr (requires(F& g, const Vector<T>& x, Vector<T>& out) {
+                    g.squared_gradient_sum(x, out, &out);
+                  }) {
+      if constexpr (requires(const F& cf) { bool(cf.has_squared_gradient_sum()); })
+        return f_.has_squared_gradient_sum();
+      else
+        return true;
+    } else {
+      return false;
+    }
+  }
+  T squared_gradient_sum(const Vector<T>& x, Vector<T>& out, Vector<T>* gradient) override {
+    if constexpr (requires(F& g) { g.squared_gradient_sum(x, out, gradient); }) {
+      return f_.squared_gradient_sum(x, out, gradient);
+    } else {
+      return StochasticObjective<T>::squared_gradient_sum(x, out, gradient);
+    }
+  }
   nn::NetworkObjective<T>* network() override {
     if constexpr (std::is_same_v<F, nn::NetworkObjective<T>>) {
       return &f_;
