@@ -112,10 +112,10 @@ TEST(SquaredGradientSum, EqualsTheSingleSampleLoopOnTheSmallNetwork) {
 TEST(SquaredGradientSum, FloatAgreesWithDouble) {
   const auto set_d = hesse::testing::blobs<double>(64, 3);
   const auto set_f = hesse::testing::blobs<float>(64, 3);
-  NetworkObjective<double> fd(hesse::testing::small_mlp<double>(), LossKind::SoftmaxCrossEntropy, set_d,
-                              {.l2 = 1e-3, .threads = 2});
-  NetworkObjective<float> ff(hesse::testing::small_mlp<float>(), LossKind::SoftmaxCrossEntropy, set_f,
-                             {.l2 = 1e-3, .threads = 2});
+  NetworkObjective<double> fd(hesse::testing::small_mlp<double>(), LossKind::SoftmaxCrossEntropy,
+                              set_d, {.l2 = 1e-3, .threads = 2});
+  NetworkObjective<float> ff(hesse::testing::small_mlp<float>(), LossKind::SoftmaxCrossEntropy,
+                             set_f, {.l2 = 1e-3, .threads = 2});
   const Vector<double> xd = fd.network().initial_parameters(4);
   const Vector<float> xf = xd.cast<float>();
   Vector<double> sd;
@@ -127,7 +127,8 @@ TEST(SquaredGradientSum, FloatAgreesWithDouble) {
 
 TEST(SquaredGradientSum, TheAdapterForwardsIt) {
   const auto set = hesse::testing::blobs<double>(40, 3);
-  NetworkObjective<double> f(hesse::testing::small_mlp<double>(), LossKind::SoftmaxCrossEntropy, set);
+  NetworkObjective<double> f(hesse::testing::small_mlp<double>(), LossKind::SoftmaxCrossEntropy,
+                             set);
   optim::StochasticAdapter<NetworkObjective<double>> adapter(f);
   ASSERT_TRUE(adapter.has_squared_gradient_sum());
   const Vector<double> x = f.network().initial_parameters(1);

@@ -73,8 +73,8 @@ struct Problem {
 // and by 2e-9 and 2e-5 without a preconditioner), so later steps would test
 // CG's conditioning, not the preconditioner.
 void expect_same_steps(Offers offers, double l2, int threads, double curvature_fraction) {
-  const std::string label = "offers=" + std::to_string(int(offers)) + " l2=" +
-                            std::to_string(l2) + " threads=" + std::to_string(threads) +
+  const std::string label = "offers=" + std::to_string(int(offers)) + " l2=" + std::to_string(l2) +
+                            " threads=" + std::to_string(threads) +
                             " fraction=" + std::to_string(curvature_fraction);
   Problem problem(l2, threads);
   Wrapped<double> loop_f(problem.net, Offers::Nothing), batched_f(problem.net, offers);

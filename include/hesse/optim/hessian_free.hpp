@@ -20,8 +20,10 @@
 //      i = ceil(1.3^j) for backtracking (sect. 4.6). The preconditioner is
 //      Martens' (sect. 4.7)
 //        M = [diag((1/|C|) sum_{i in C} grad f_i(x)^2) + lambda I]^0.75,
-//      the empirical Fisher diagonal from per-sample gradients on C (|C|
-//      single-sample gradients per step, cheap next to the CG products).
+//      the empirical Fisher diagonal from per-sample gradients on C: one
+//      batched pass when the objective has squared_gradient_sum (or its
+//      network() does: every network of Dense layers), about a gradient on
+//      C; otherwise |C| single-sample gradients.
 //   5. CG backtracking (sect. 4.6): from the last CG iterate back through the
 //      kept ones, evaluate f_B(x + p_i) and stop as soon as it gets worse;
 //      the best p_i is the step p.
