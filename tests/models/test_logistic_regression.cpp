@@ -20,6 +20,7 @@ using hesse::Index;
 using hesse::Matrix;
 using hesse::Vector;
 using hesse::models::LogisticRegression;
+using hesse::models::LogisticRegressionOptions;
 
 /// The objective written out sample by sample, in long double.
 double direct_value(const hesse::data::Dataset<double>& data, const Vector<double>& theta, double l2,
@@ -191,6 +192,72 @@ TEST(LogisticRegression, OnePassOnABatchEqualsTwoPassFormulas) {
   const Vector<double> v = hesse::test::random_vector(51, 45);
   f.select_batch(batch);
   expect_matches_two_pass(f, data, batch, theta, v, "batch");
+}
+
+// Small dense sets (n d 8 <= 256 KB) evaluate the full selection on a
+// sample-major copy of X; a batch (even of every sample) takes the general
+// slice pass. Both agree to rounding, including on a batch with a repeated
+// sample (general pass) against a set made of that batch (small path) and
+// after returning to all samples.
+TEST(LogisticRegression, SmallProblemPathEqualsGeneralPath) {
+  for (const bool intercept : {true, false}) {
+    const auto data = hesse::test::make_classification(569, 30, 2, false, 53);
+    const LogisticRegressionOptions options{.l2 = 0.01, .fit_intercept = intercept};
+    LogisticRegression<double> f(data, options);
+    const Vector<double> x1 = hesse::test::random_vector(f.dimension(), 54, 0.3);
+    const Vector<double> x2 = hesse::test::random_vector(f.dimension(), 55, 0.3);
+    const Vector<double> v = hesse::test::random_vector(f.dimension(), 56);
+    struct Products {
+      double value, value_only;
+      Vector<double> gradient, hv_cached, hv_new;
+    };
+    auto products = [&](LogisticRegression<double>& g) {
+      Products p;
+      p.value = g.value_and_gradient(x1, &p.gradient);
+      g.hessian_vector(x1, v, p.hv_cached);  // p (1 - p) kept from the gradient
+      g.hessian_vector(x2, v, p.hv_new);     // formed in the product
+      p.value_only = g.value(x2);
+      return p;
+    };
+    auto expect_near = [](const Products& a, const Products& b, const std::string& what) {
+      EXPECT_NEAR(a.value, b.value, 1e-12 * std::abs(b.value)) << what;
+      EXPECT_NEAR(a.value_only, b.value_only, 1e-12 * std::abs(b.value_only)) << what;
+      EXPECT_LE((a.gradient - b.gradient).norm(), 1e-12 * b.gradient.norm()) << what;
+      EXPECT_LE((a.hv_cached - b.hv_cached).norm(), 1e-12 * b.hv_cached.norm()) << what;
+      EXPECT_LE((a.hv_new - b.hv_new).norm(), 1e-12 * b.hv_new.norm()) << what;
+    };
+    const std::string mode = intercept ? " intercept" : "";
+
+    const Products small = products(f);  // all samples: the sample-major copy
+    std::vector<Index> every(569);
+    std::iota(every.begin(), every.end(), Index{0});
+    f.select_batch(every);  // the same samples as a batch: the general pass
+    const Products general = products(f);
+    expect_near(small, general, "all samples vs a batch of all" + mode);
+    expect_matches_two_pass(f, data, every, x1, v, ("batch of all" + mode).c_str());
+
+    // A batch with a repeat (general pass) vs a set of those samples (small path).
+    std::vector<Index> batch;
+    for (Index i = 0; i < 300; ++i) batch.push_back((i * 37) % 569);
+    batch.push_back(batch[5]);
+    f.select_batch(batch);
+    const Products on_batch = products(f);
+    const auto batch_set = hesse::test::subset(data, batch);
+    LogisticRegression<double> f_batch(batch_set, options);
+    expect_near(products(f_batch), on_batch, "set of the batch vs the batch" + mode);
+    expect_matches_two_pass(f, data, batch, x1, v, ("batch with a repeat" + mode).c_str());
+
+    // Back to all samples: the sample-major copy again, bit for bit as before.
+    f.select_all();
+    const Products again = products(f);
+    EXPECT_EQ(again.value, small.value) << mode;
+    EXPECT_EQ(again.value_only, small.value_only) << mode;
+    EXPECT_TRUE(again.gradient == small.gradient) << mode;
+    EXPECT_TRUE(again.hv_cached == small.hv_cached) << mode;
+    EXPECT_TRUE(again.hv_new == small.hv_new) << mode;
+    expect_near(again, general, "all samples after select_all vs the general pass" + mode);
+    expect_matches_two_pass(f, data, {}, x1, v, ("all after select_all" + mode).c_str());
+  }
 }
 
 TEST(LogisticRegression, ProductsDoNotDependOnTheThreadCount) {

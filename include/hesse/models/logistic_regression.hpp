@@ -29,6 +29,13 @@
 // theta, or after select_batch / select_all, it recomputes them in the same
 // single pass.
 //
+// Small dense sets (n d sizeof(T) <= 256 KB: breast-cancer's 569 x 30) also
+// keep a sample-major copy X^T [n, d] (column-major), made once in the
+// constructor and used while all samples are selected: z = X^T w is then a
+// column-axpy GEMV and X r runs n-long dot products, about 1 us faster per
+// evaluation at 569 x 30 than the n short (d-long) dot products of the
+// feature-major layout. Mini-batches use the general pass (no copy per batch).
+//
 // scikit-learn's LogisticRegression(C=C, penalty="l2") minimises
 // C sum_i log(1 + exp(-s_i z_i)) + 1/2 |w|^2, which is n C times L with
 // l2 = 1 / (n C): the same minimiser. Its intercept is likewise unpenalised
@@ -82,11 +89,13 @@ class LogisticRegression {
   /// Selecting samples drops the cached p (1 - p) (see the top of this file).
   void select_batch(std::span<const Index> indices) {
     curvature_valid_ = false;
+    sample_major_selected_ = false;
     design_.select_batch(indices);
   }
   void select_all() {
     curvature_valid_ = false;
     design_.select_all();
+    sample_major_selected_ = sample_major_.size() > 0;
   }
 
  private:
@@ -97,6 +106,13 @@ class LogisticRegression {
   bool has_curvature(const Vector<T>& theta) const;
   /// out += l2 [w; 0].
   void add_ridge(const Vector<T>& w, Vector<T>& out) const;
+  /// On samples [begin, begin + size): residual_ holds X^T w on entry; returns
+  /// the sum of their losses at z = X^T w + b and leaves p - y in residual_
+  /// and p (1 - p) in curvature_.
+  T losses_and_residuals(Index begin, Index size, T b);
+  /// On samples [begin, begin + size): curvature_ = p (1 - p) at
+  /// z = residual_ + b (residual_ holds X^T w).
+  void curvatures(Index begin, Index size, T b);
 
   DesignMatrix<T> design_;
   LogisticRegressionOptions options_;
@@ -108,6 +124,10 @@ class LogisticRegression {
   bool curvature_valid_ = false;
   Matrix<T> partials_;  // one column per chunk of slices (sample_slices.hpp)
   Vector<T> total_;     // their sum
+  // X^T [n, d] of a small dense set, else empty (see the top of this file);
+  // used while all samples are selected.
+  Matrix<T> sample_major_;
+  bool sample_major_selected_ = false;
 };
 
 extern template class LogisticRegression<float>;
