@@ -512,15 +512,16 @@ StepResult Kfac<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<cons
   result.loss = static_cast<double>(loss);
   result.gradient_norm = static_cast<double>(gradient_.norm());
   result.gradient_evaluations = 1;
-  if (!std::isfinite(result.loss) || !all_finite(gradient_))
+  // The norm is NaN or Inf exactly when an entry is (or when the squares
+  // overflow, itself numerical trouble): no separate pass over the gradient.
+  if (!std::isfinite(result.loss) || !std::isfinite(result.gradient_norm))
     return reject(result, "non-finite loss or gradient");
 
   // The candidate averages live in batch_factors_ until the step is taken.
   const nn::KroneckerFactors<T>* averages = &factors_;
   if (statistics) {
-    for (std::size_t b = 0; b < blocks_.size(); ++b)
-      if (!all_finite(batch_factors_.A[b]) || !all_finite(batch_factors_.G[b]))
-        return reject(result, "non-finite Kronecker factors in block " + std::to_string(b));
+    // The averages of finite old factors are NaN/Inf exactly where the
+    // batch's are, so the check runs once, on what becomes the average.
     if (have_factors_) {
       const T decay = static_cast<T>(options_.ema_decay);
       for (std::size_t b = 0; b < blocks_.size(); ++b) {
@@ -528,6 +529,9 @@ StepResult Kfac<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<cons
         batch_factors_.G[b] = decay * factors_.G[b] + (T(1) - decay) * batch_factors_.G[b];
       }
     }
+    for (std::size_t b = 0; b < blocks_.size(); ++b)
+      if (!all_finite(batch_factors_.A[b]) || !all_finite(batch_factors_.G[b]))
+        return reject(result, "non-finite Kronecker factors in block " + std::to_string(b));
     averages = &batch_factors_;
   }
 
@@ -546,14 +550,19 @@ StepResult Kfac<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<cons
     }
     precondition(guard.saved());
   }
-  if (!all_finite(update_)) return reject(result, "non-finite preconditioned gradient");
+  // V^T grad is NaN or Inf exactly when an entry of V is (NaN * 0 and
+  // Inf * 0 are NaN), or when it overflows: one pass serves the check and
+  // the KL bound.
+  const double update_dot_gradient = static_cast<double>(update_.dot(gradient_));
+  if (!std::isfinite(update_dot_gradient))
+    return reject(result, "non-finite preconditioned gradient");
 
   // Ba, Grosse & Martens (2017): lr^2 V^T grad estimates the KL divergence
   // the step causes; scale V so that it stays below kl_clip.
   const double lr = options_.learning_rate;
   double nu = 1;
   if (options_.kl_clip > 0) {
-    const double predicted = lr * lr * static_cast<double>(update_.dot(gradient_));
+    const double predicted = lr * lr * update_dot_gradient;
     if (predicted > options_.kl_clip) nu = std::sqrt(options_.kl_clip / predicted);
   }
   const T scale = static_cast<T>(nu);
