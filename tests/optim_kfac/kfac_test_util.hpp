@@ -35,6 +35,15 @@ struct Problem {
   StochasticAdapter<nn::NetworkObjective<T>> f;
 };
 
+/// kron(A, G): the Fisher block of vec([W b]) for column-major [W b].
+inline Matrix<double> kron(const Matrix<double>& A, const Matrix<double>& G) {
+  Matrix<double> K(A.rows() * G.rows(), A.cols() * G.cols());
+  for (Index j = 0; j < A.cols(); ++j)
+    for (Index i = 0; i < A.rows(); ++i)
+      K.block(i * G.rows(), j * G.cols(), G.rows(), G.cols()) = A(i, j) * G;
+  return K;
+}
+
 /// The batches of `epochs` epochs of size `batch_size`, in order.
 inline std::vector<std::vector<Index>> batches(Index samples, Index batch_size, Index epochs,
                                                std::uint64_t seed = 5) {

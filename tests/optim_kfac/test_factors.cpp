@@ -11,16 +11,8 @@
 namespace hesse::optim {
 namespace {
 
+using kfac_test::kron;
 using kfac_test::Problem;
-
-// kron(A, G): the Fisher block of vec([W b]) for column-major [W b].
-Matrix<double> kron(const Matrix<double>& A, const Matrix<double>& G) {
-  Matrix<double> K(A.rows() * G.rows(), A.cols() * G.cols());
-  for (Index j = 0; j < A.cols(); ++j)
-    for (Index i = 0; i < A.rows(); ++i)
-      K.block(i * G.rows(), j * G.cols(), G.rows(), G.cols()) = A(i, j) * G;
-  return K;
-}
 
 struct Reference {
   std::vector<Matrix<double>> A, G;

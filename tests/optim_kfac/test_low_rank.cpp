@@ -17,6 +17,7 @@
 namespace hesse::optim {
 namespace {
 
+using kfac_test::kron;
 using kfac_test::Problem;
 
 // Q diag(values) Q^T with a seeded random orthogonal Q.
@@ -113,15 +114,6 @@ TEST(KfacLowRank, RankMustBeBelowTheDimension) {
   KfacLowRankInverse<double> low;
   EXPECT_THROW(low.resize(10, 10), InvalidArgument);
   EXPECT_THROW(low.resize(10, 0), InvalidArgument);
-}
-
-// kron(A, G): the Fisher block of vec([W b]) for column-major [W b].
-Matrix<double> kron(const Matrix<double>& A, const Matrix<double>& G) {
-  Matrix<double> K(A.rows() * G.rows(), A.cols() * G.cols());
-  for (Index j = 0; j < A.cols(); ++j)
-    for (Index i = 0; i < A.rows(); ++i)
-      K.block(i * G.rows(), j * G.cols(), G.rows(), G.cols()) = A(i, j) * G;
-  return K;
 }
 
 // With rank 4 on the 4-16-3 network, A0 (5 x 5), G0 (16 x 16) and A1
