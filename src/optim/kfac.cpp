@@ -449,13 +449,20 @@ void Kfac<T>::precondition(int threads) {
     // is the same computation whichever thread runs it.
     const auto left = static_cast<std::ptrdiff_t>(left_slices_.size());
     const auto right = static_cast<std::ptrdiff_t>(right_slices_.size());
-#pragma omp parallel num_threads(std::max(1, threads))
-    {
+    if (threads <= 1) {
+      // No region: libgomp allocates for a team of one on every entry.
+      for (Slice& slice : left_slices_) left_slice(slice);
+      for (Slice& slice : right_slices_) right_slice(slice);
+    } else {
+#pragma omp parallel num_threads(threads)
+      {
 #pragma omp for schedule(dynamic, 1)
-      for (std::ptrdiff_t i = 0; i < left; ++i) left_slice(left_slices_[static_cast<std::size_t>(i)]);
+        for (std::ptrdiff_t i = 0; i < left; ++i)
+          left_slice(left_slices_[static_cast<std::size_t>(i)]);
 #pragma omp for schedule(dynamic, 1)
-      for (std::ptrdiff_t i = 0; i < right; ++i)
-        right_slice(right_slices_[static_cast<std::size_t>(i)]);
+        for (std::ptrdiff_t i = 0; i < right; ++i)
+          right_slice(right_slices_[static_cast<std::size_t>(i)]);
+      }
     }
   } else {
     const T shift = static_cast<T>(damping_ + options_.weight_decay);
