@@ -214,8 +214,6 @@ void Kfac<T>::allocate(const std::vector<ParameterBlock>& layout, Index dimensio
     k.layout = layout[b];
     k.width = k.layout.cols + (k.layout.bias_offset >= 0 ? 1 : 0);
     const Index rows = k.layout.rows, width = k.width, a_size = k.layout.cols + 1;
-    k.a_inverse.setZero(width, width);
-    k.g_inverse.setZero(rows, rows);
     k.product.setZero(rows, width);
     if (options_.inverse == KfacInverse::Eigen) {
       k.a_values.setZero(width);
@@ -231,6 +229,10 @@ void Kfac<T>::allocate(const std::vector<ParameterBlock>& layout, Index dimensio
     };
     size_low_rank(k.a_low, width);
     size_low_rank(k.g_low, rows);
+    // A low-rank factor has no dense inverse (785 x 785 on the benchmark's
+    // first layer).
+    if (!k.a_low.active) k.a_inverse.setZero(width, width);
+    if (!k.g_low.active) k.g_inverse.setZero(rows, rows);
   }
   left_slices_.clear();
   right_slices_.clear();
