@@ -28,6 +28,7 @@ void StochasticLbfgsOptions::validate() const {
   if (!(sufficient_decrease > 0 && sufficient_decrease < 1))
     fail("sufficient_decrease", sufficient_decrease, "must be in (0, 1)");
   if (line_search_trials < 1) fail("line_search_trials", line_search_trials, "must be >= 1");
+  if (!(overlap > 0 && overlap <= 1)) fail("overlap", overlap, "must be in (0, 1]");
 }
 
 StochasticLbfgsOptions StochasticLbfgsOptions::from_settings(const OptimizerSettings& settings) {
@@ -40,6 +41,7 @@ StochasticLbfgsOptions StochasticLbfgsOptions::from_settings(const OptimizerSett
   r.read("line_search", o.line_search);
   r.read("sufficient_decrease", o.sufficient_decrease);
   r.read("line_search_trials", o.line_search_trials);
+  r.read("overlap", o.overlap);
   r.finish();
   o.validate();
   return o;
@@ -92,6 +94,10 @@ StepResult StochasticLbfgs<T>::step(StochasticObjective<T>& f, Vector<T>& x,
   if (first_step)
     for (Vector<T>* v : {&gradient_, &direction_, &x_new_, &g_new_, &s_, &y_}) v->setZero(n);
   StepResult result;
+  // O_k: the first overlap_size samples of the batch (Berahas et al.'s overlap).
+  const Index overlap_size =
+      detail::subset_size(static_cast<Index>(batch.size()), options_.overlap);
+  const bool whole_batch = overlap_size == static_cast<Index>(batch.size());
 
   f.select_batch(batch);
   const T loss = f.value_and_gradient(x, &gradient_);
@@ -135,18 +141,34 @@ StepResult StochasticLbfgs<T>::step(StochasticObjective<T>& f, Vector<T>& x,
       searched = line_search_.run(f, x, loss, gradient_, direction_, first_trial, search, x_new_,
                                   new_loss, g_new_, result.gradient_evaluations);
     }
-    if (!searched.success) return reject("line search found no decrease: step rejected, history reset");
+    if (!searched.success)
+      return reject("line search found no decrease: step rejected, history reset");
   } else {
     x_new_ = x + static_cast<T>(step) * direction_;
-    new_loss = f.value_and_gradient(x_new_, &g_new_);
-    ++result.gradient_evaluations;
-    if (!detail::is_finite(new_loss) || !g_new_.allFinite())
-      return reject("non-finite loss or gradient at the new point: step rejected, history reset");
+    // With O_k < B the new point is evaluated (and checked) on O_k below.
+    if (whole_batch) {
+      new_loss = f.value_and_gradient(x_new_, &g_new_);
+      ++result.gradient_evaluations;
+      if (!detail::is_finite(new_loss) || !g_new_.allFinite())
+        return reject("non-finite loss or gradient at the new point: step rejected, history reset");
+    }
   }
 
-  // Berahas et al. 2016: both gradients of the pair on the same samples.
+  // Berahas et al. 2016 sect. 2: both gradients of the pair on the same
+  // samples O_k. With O_k = B they are g_k and the search's (or the fixed
+  // step's) gradient at x_{k+1}; otherwise two more evaluations on O_k.
   s_ = x_new_ - x;
-  y_ = g_new_ - gradient_;
+  if (whole_batch) {
+    y_ = g_new_ - gradient_;
+  } else {
+    f.select_batch(batch.first(static_cast<std::size_t>(overlap_size)));
+    const T overlap_new = f.value_and_gradient(x_new_, &g_new_);
+    const T overlap_old = f.value_and_gradient(x, &y_);
+    result.gradient_evaluations += 2;
+    y_ = g_new_ - y_;
+    if (!detail::is_finite(overlap_new) || !detail::is_finite(overlap_old) || !y_.allFinite())
+      return reject("non-finite loss or gradient on the overlap: step rejected, history reset");
+  }
   x = x_new_;
   const char* skipped = store_pair();
   if (*skipped != '\0' && result.event.empty()) result.event = skipped;
@@ -177,9 +199,8 @@ void StochasticLbfgs<T>::load_state(const StateDict& state) {
       throw InvalidArgument("slbfgs: the state has memory = " + std::to_string(memory) +
                             ", this optimizer " + std::to_string(options_.memory));
     if (!(oldest >= 0 && oldest < memory && count >= 0 && count <= memory))
-      throw InvalidArgument("slbfgs: state oldest = " + std::to_string(oldest) +
-                            ", count = " + std::to_string(count) +
-                            ": must be in [0, memory) and [0, memory]");
+      throw InvalidArgument("slbfgs: state oldest = " + std::to_string(oldest) + ", count = " +
+                            std::to_string(count) + ": must be in [0, memory) and [0, memory]");
     const Index n = static_cast<Index>(state.array("slbfgs.s").size()) / options_.memory;
     LbfgsHistory<T> history(n, options_.memory);
     state.get("slbfgs.s", history.s_pairs());
