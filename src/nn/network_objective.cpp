@@ -232,6 +232,11 @@ template <class T>
 void NetworkObjective<T>::kronecker_chunk(Workspace& ws, const T* x, T* out, ConstRef<T> X,
                                           ConstRef<T> Y, T scale) {
   const Matrix<T>& outputs = ws.activations.back();
+  if (ws.clear_sums) {  // this slice's first chunk: only the lower triangles are ever read
+    for (Matrix<T>& sum : ws.a_sums) sum.template triangularView<Eigen::Lower>().setZero();
+    for (Matrix<T>& sum : ws.g_sums) sum.template triangularView<Eigen::Lower>().setZero();
+    ws.clear_sums = false;
+  }
   for (Index l = 0; l < network_.num_layers(); ++l) {
     const Index b = block_of_layer_[static_cast<std::size_t>(l)];
     if (b < 0) continue;
@@ -268,52 +273,97 @@ void NetworkObjective<T>::draw_randoms(Rng& rng, bool normal) {
 }
 
 template <class T>
-T NetworkObjective<T>::kronecker_factors(const Vector<T>& x, FisherKind kind, Rng& rng,
-                                         KroneckerFactors<T>& factors, Vector<T>* gradient) {
-  check_sizes(x, nullptr, "kronecker_factors");
+double NetworkObjective<T>::kronecker_pass(const Vector<T>& x, FisherKind kind, Rng& rng,
+                                           Vector<T>* gradient, int& slices) {
   const auto blocks = network_.parameter_blocks();
   fisher_kind_ = kind;
   if (kind == FisherKind::True) draw_randoms(rng, loss_ == LossKind::MeanSquaredError);
-  for (Workspace& ws : workspaces_) {
+  slices = slices_for(num_selected());
+  // Sized here, zeroed by each slice on its own thread (kronecker_chunk).
+  for (int t = 0; t < slices; ++t) {
+    Workspace& ws = workspaces_[static_cast<std::size_t>(t)];
     ws.a_sums.resize(blocks.size());
     ws.g_sums.resize(blocks.size());
     for (std::size_t b = 0; b < blocks.size(); ++b) {
-      ws.a_sums[b].setZero(blocks[b].cols + 1, blocks[b].cols + 1);
-      ws.g_sums[b].setZero(blocks[b].rows, blocks[b].rows);
+      const Index a = blocks[b].cols + 1, g = blocks[b].rows;
+      if (ws.a_sums[b].rows() != a || ws.a_sums[b].cols() != a) ws.a_sums[b].resize(a, a);
+      if (ws.g_sums[b].rows() != g || ws.g_sums[b].cols() != g) ws.g_sums[b].resize(g, g);
+    }
+    ws.clear_sums = true;
+  }
+  return run(Pass::Kronecker, x, nullptr, gradient);
+}
+
+template <class T>
+T NetworkObjective<T>::kronecker_factor_averages(const Vector<T>& x, FisherKind kind, Rng& rng,
+                                                 const KroneckerFactors<T>* previous, double decay,
+                                                 KroneckerFactors<T>& out, Vector<T>* gradient,
+                                                 Index& nonfinite_block) {
+  check_sizes(x, nullptr, "kronecker_factor_averages");
+  const auto blocks = network_.parameter_blocks();
+  if (previous) {
+    HESSE_REQUIRE(previous != &out, "kronecker_factor_averages: previous and out are the same");
+    HESSE_REQUIRE(decay >= 0 && decay < 1, "kronecker_factor_averages: decay = " +
+                                               std::to_string(decay) + " is not in [0, 1)");
+    HESSE_REQUIRE(previous->A.size() == blocks.size() && previous->G.size() == blocks.size(),
+                  "kronecker_factor_averages: previous has " + std::to_string(previous->A.size()) +
+                      " blocks, the network " + std::to_string(blocks.size()));
+    for (std::size_t b = 0; b < blocks.size(); ++b) {
+      const Index a = blocks[b].cols + 1, g = blocks[b].rows;
+      HESSE_REQUIRE(previous->A[b].rows() == a && previous->A[b].cols() == a &&
+                        previous->G[b].rows() == g && previous->G[b].cols() == g,
+                    "kronecker_factor_averages: the previous factors of block " +
+                        std::to_string(b) + " are not " + std::to_string(a) + " x " +
+                        std::to_string(a) + " and " + std::to_string(g) + " x " +
+                        std::to_string(g));
     }
   }
-  double loss = run(Pass::Kronecker, x, nullptr, gradient);
-  // Sums in a fixed order (unused workspaces hold zeros), then means. The
-  // output adjoints carry the 1/N of the mean loss: g_i = N dS_i, so
-  // mean_i g_i g_i^T = N sum_i dS_i dS_i^T.
+  int slices = 1;
+  double loss = kronecker_pass(x, kind, rng, gradient, slices);
+  // The slices' sums in a fixed order, then means. The output adjoints carry
+  // the 1/N of the mean loss: g_i = N dS_i, so mean_i g_i g_i^T = N sum_i
+  // dS_i dS_i^T. Column by column, each column's passes run in cache.
   const T n = static_cast<T>(num_selected());
-  factors.A.resize(blocks.size());
-  factors.G.resize(blocks.size());
-  // The lower triangles summed and scaled column by column in one pass, then
-  // mirrored (the factors of the first layer are megabytes: each extra pass
-  // over them cost about a tenth of a gradient).
-  const auto reduce = [this](Matrix<T>& out, std::vector<Matrix<T>> Workspace::*sums,
-                             std::size_t b, T scale) {
+  const T keep = static_cast<T>(decay), take = T(1) - keep;
+  out.A.resize(blocks.size());
+  out.G.resize(blocks.size());
+  nonfinite_block = -1;
+  const auto reduce = [&](Matrix<T>& dst, const Matrix<T>* old,
+                          std::vector<Matrix<T>> Workspace::*sums, std::size_t b, T scale) {
     const Index size = (workspaces_.front().*sums)[b].rows();
-    out.resize(size, size);
+    if (dst.rows() != size || dst.cols() != size) dst.setZero(size, size);
+    T check = 0;  // x * 0 summed: 0 exactly when every entry is finite
     for (Index j = 0; j < size; ++j) {
-      auto column = out.col(j).tail(size - j);
+      auto column = dst.col(j).tail(size - j);
       column = (workspaces_.front().*sums)[b].col(j).tail(size - j);
-      for (std::size_t t = 1; t < workspaces_.size(); ++t)
-        column += (workspaces_[t].*sums)[b].col(j).tail(size - j);
+      for (int t = 1; t < slices; ++t)
+        column += (workspaces_[static_cast<std::size_t>(t)].*sums)[b].col(j).tail(size - j);
       column *= scale;
+      if (old) column = keep * old->col(j).tail(size - j) + take * column;
+      check += (column.array() * T(0)).sum();
     }
-    out = out.template selfadjointView<Eigen::Lower>();
+    if (check != T(0) && nonfinite_block < 0) nonfinite_block = static_cast<Index>(b);
   };
   for (std::size_t b = 0; b < blocks.size(); ++b) {
-    reduce(factors.A[b], &Workspace::a_sums, b, T(1) / n);
-    reduce(factors.G[b], &Workspace::g_sums, b, n);
+    reduce(out.A[b], previous ? &previous->A[b] : nullptr, &Workspace::a_sums, b, T(1) / n);
+    reduce(out.G[b], previous ? &previous->G[b] : nullptr, &Workspace::g_sums, b, n);
   }
   if (options_.l2 > 0) {
     loss += 0.5 * options_.l2 * static_cast<double>(x.squaredNorm());
     if (gradient) *gradient += static_cast<T>(options_.l2) * x;
   }
   return static_cast<T>(loss);
+}
+
+template <class T>
+T NetworkObjective<T>::kronecker_factors(const Vector<T>& x, FisherKind kind, Rng& rng,
+                                         KroneckerFactors<T>& factors, Vector<T>* gradient) {
+  check_sizes(x, nullptr, "kronecker_factors");
+  Index nonfinite = -1;
+  const T loss = kronecker_factor_averages(x, kind, rng, nullptr, 0.0, factors, gradient, nonfinite);
+  for (Matrix<T>& F : factors.A) F = F.template selfadjointView<Eigen::Lower>();
+  for (Matrix<T>& F : factors.G) F = F.template selfadjointView<Eigen::Lower>();
+  return loss;
 }
 
 template <class T>

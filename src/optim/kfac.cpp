@@ -381,12 +381,12 @@ bool KfacLowRankInverse<T>::compute(const Eigen::Ref<const Matrix<T>>& F, double
   Matrix<T> image(n, r);
   Eigen::HouseholderQR<Matrix<T>> qr(n, r);
   for (Index it = 0; it < iterations; ++it) {
-    image.noalias() = F * basis;
+    image.noalias() = F.template selfadjointView<Eigen::Lower>() * basis;
     qr.compute(image);
     basis.setIdentity();
     basis = qr.householderQ() * basis;
   }
-  image.noalias() = F * basis;
+  image.noalias() = F.template selfadjointView<Eigen::Lower>() * basis;
   const Matrix<T> projected = basis.transpose() * image;
   Eigen::SelfAdjointEigenSolver<Matrix<T>> eigen(projected);
   if (eigen.info() != Eigen::Success) return false;
@@ -441,10 +441,13 @@ void Kfac<T>::right_slice(Slice& s) {
   } else {
     out.noalias() = product * k.a_inverse;
   }
+  // This slice's share of V^T grad, while its rows are in cache.
+  const ConstMatrixMap<T> grad(gradient_.data() + k.layout.weight_offset, rows, width);
+  s.dot = static_cast<double>((out.array() * grad.middleRows(s.begin, s.count).array()).sum());
 }
 
 template <class T>
-void Kfac<T>::precondition(int threads) {
+double Kfac<T>::precondition(int threads) {
   if (options_.inverse == KfacInverse::Cholesky) {
     // (A (x) G)^-1 vec(grad) = vec(G^-1 grad A^-1)   [rows, width]: the left
     // product by column slices, then the right one by row slices. Each slice
@@ -483,6 +486,14 @@ void Kfac<T>::precondition(int threads) {
   }
   for (const auto& [begin, end] : plain_ranges_)
     update_.segment(begin, end - begin) = gradient_.segment(begin, end - begin);
+  if (options_.inverse != KfacInverse::Cholesky) return static_cast<double>(update_.dot(gradient_));
+  // The right slices' shares in slice order (the same sum on any thread
+  // count), and V = grad outside the blocks.
+  double dot = 0;
+  for (const Slice& slice : right_slices_) dot += slice.dot;
+  for (const auto& [begin, end] : plain_ranges_)
+    dot += static_cast<double>(gradient_.segment(begin, end - begin).squaredNorm());
+  return dot;
 }
 
 template <class T>
@@ -509,8 +520,14 @@ StepResult Kfac<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<cons
   f.select_batch(batch);
   const bool statistics = !have_factors_ || this->steps_ % options_.statistics_every == 0;
   T loss;
+  // The candidate averages live in batch_factors_ until the step is taken;
+  // the objective folds the batch into them (lower triangles) and checks them.
+  Index nonfinite_block = -1;
   if (statistics) {
-    loss = network->kronecker_factors(x, options_.fisher, rng_, batch_factors_, &gradient_);
+    loss = network->kronecker_factor_averages(x, options_.fisher, rng_,
+                                              have_factors_ ? &factors_ : nullptr,
+                                              options_.ema_decay, batch_factors_, &gradient_,
+                                              nonfinite_block);
   } else {
     loss = f.value_and_gradient(x, &gradient_);
   }
@@ -526,28 +543,17 @@ StepResult Kfac<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<cons
   if (!std::isfinite(result.loss) || !std::isfinite(result.gradient_norm))
     return reject(result, "non-finite loss or gradient");
 
-  // The candidate averages live in batch_factors_ until the step is taken.
-  const nn::KroneckerFactors<T>* averages = &factors_;
-  if (statistics) {
-    // The averages of finite old factors are NaN/Inf exactly where the
-    // batch's are, so the check runs once, on what becomes the average.
-    if (have_factors_) {
-      const T decay = static_cast<T>(options_.ema_decay);
-      for (std::size_t b = 0; b < blocks_.size(); ++b) {
-        batch_factors_.A[b] = decay * factors_.A[b] + (T(1) - decay) * batch_factors_.A[b];
-        batch_factors_.G[b] = decay * factors_.G[b] + (T(1) - decay) * batch_factors_.G[b];
-      }
-    }
-    for (std::size_t b = 0; b < blocks_.size(); ++b)
-      if (!all_finite(batch_factors_.A[b]) || !all_finite(batch_factors_.G[b]))
-        return reject(result, "non-finite Kronecker factors in block " + std::to_string(b));
-    averages = &batch_factors_;
-  }
+  // The averages of finite old factors are NaN/Inf exactly where the
+  // batch's are, so the check runs once, on what becomes the average.
+  if (nonfinite_block >= 0)
+    return reject(result, "non-finite Kronecker factors in block " + std::to_string(nonfinite_block));
+  const nn::KroneckerFactors<T>* averages = statistics ? &batch_factors_ : &factors_;
 
   if (options_.weight_decay > 0) gradient_ += static_cast<T>(options_.weight_decay) * x;
 
   const bool refresh =
       !have_inverses_ || refresh_pending_ || this->steps_ % options_.inverse_every == 0;
+  double update_dot_gradient = 0;
   {
     SingleThreadedProducts guard;
     if (refresh) {
@@ -557,12 +563,11 @@ StepResult Kfac<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<cons
         return reject(result, why);
       }
     }
-    precondition(guard.saved());
+    // V^T grad is NaN or Inf exactly when an entry of V is (NaN * 0 and
+    // Inf * 0 are NaN), or when it overflows: the sum the preconditioning
+    // forms while V is in cache serves the check and the KL bound.
+    update_dot_gradient = precondition(guard.saved());
   }
-  // V^T grad is NaN or Inf exactly when an entry of V is (NaN * 0 and
-  // Inf * 0 are NaN), or when it overflows: one pass serves the check and
-  // the KL bound.
-  const double update_dot_gradient = static_cast<double>(update_.dot(gradient_));
   if (!std::isfinite(update_dot_gradient))
     return reject(result, "non-finite preconditioned gradient");
 
@@ -576,17 +581,21 @@ StepResult Kfac<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<cons
   }
   const T scale = static_cast<T>(nu);
   const T momentum = static_cast<T>(options_.momentum);
-  // update_ becomes the new momentum buffer b; the step is delta = -lr b.
-  if (have_momentum_ && options_.momentum > 0) {
-    update_ = momentum * momentum_buffer_ + scale * update_;
-  } else if (nu != 1) {
-    update_ *= scale;
-  }
+  const bool use_momentum = have_momentum_ && options_.momentum > 0;
   const T minus_lr = static_cast<T>(-lr);
+  // update_ becomes the new momentum buffer b; the step is delta = -lr b.
+  const auto form_buffer = [&](Index begin, Index size) {
+    auto b = update_.segment(begin, size);
+    if (use_momentum)
+      b = momentum * momentum_buffer_.segment(begin, size) + scale * b;
+    else if (nu != 1)
+      b *= scale;
+  };
 
   double rho = 0;
   const bool adapt = options_.adaptive_damping && this->steps_ % options_.damping_every == 0;
   if (adapt) {
+    form_buffer(0, dimension_);
     // M&G sec. 6.5: the reduction ratio of delta against the quadratic model
     // with the exact Gauss-Newton (= Fisher for these losses) matrix on the
     // batch and the weight decay's eta I; no damping in the model.
@@ -611,7 +620,17 @@ StepResult Kfac<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<cons
   }
 
   // The step is taken: commit x and the state.
-  x.noalias() += minus_lr * update_;
+  if (adapt) {
+    x.noalias() += minus_lr * update_;
+  } else {
+    // b and x chunk by chunk: each chunk of b is still in cache for x.
+    constexpr Index kChunk = 2048;
+    for (Index begin = 0; begin < dimension_; begin += kChunk) {
+      const Index size = std::min(kChunk, dimension_ - begin);
+      form_buffer(begin, size);
+      x.segment(begin, size).noalias() += minus_lr * update_.segment(begin, size);
+    }
+  }
   std::swap(momentum_buffer_, update_);
   have_momentum_ = true;
   if (statistics) {
@@ -658,8 +677,8 @@ void Kfac<T>::save_state(StateDict& state) const {
   for (std::size_t b = 0; b < blocks_.size(); ++b) {
     const Block& k = blocks_[b];
     if (have_factors_) {
-      state.put(block_name("A", b), factors_.A[b]);
-      state.put(block_name("G", b), factors_.G[b]);
+      state.put(block_name("A", b), Matrix<T>(factors_.A[b].template selfadjointView<Eigen::Lower>()));
+      state.put(block_name("G", b), Matrix<T>(factors_.G[b].template selfadjointView<Eigen::Lower>()));
     }
     if (!have_inverses_) continue;
     if (options_.inverse == KfacInverse::Cholesky) {
@@ -731,6 +750,9 @@ void Kfac<T>::load_state(const StateDict& state) {
     if (have_factors_) {
       state.get(block_name("A", b), factors_.A[b]);
       state.get(block_name("G", b), factors_.G[b]);
+      // Only the lower triangles are kept (Kfac::factors()).
+      factors_.A[b].template triangularView<Eigen::StrictlyUpper>().setZero();
+      factors_.G[b].template triangularView<Eigen::StrictlyUpper>().setZero();
     }
     if (!have_inverses_) continue;
     if (options_.inverse == KfacInverse::Cholesky) {

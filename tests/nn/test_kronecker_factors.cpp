@@ -3,8 +3,11 @@
 // Fisher's sampled labels against the exact expectation.
 #include <gtest/gtest.h>
 
+#include <limits>
+#include <string>
 #include <vector>
 
+#include "hesse/core/error.hpp"
 #include "hesse/nn/network_objective.hpp"
 #include "nn_test_util.hpp"
 
@@ -128,6 +131,73 @@ TEST(KroneckerFactors, TrueFisherDoesNotDependOnThreadsOrChunks) {
   one.sampled_target_gradient(x, r3, s1);
   many.sampled_target_gradient(x, r4, s2);
   EXPECT_LT((s1 - s2).norm(), 1e-12 * s1.norm());
+}
+
+// K-FAC's statistics step: the batch's factors folded into moving averages,
+// lower triangles only, with the NaN/Inf check; against kronecker_factors.
+TEST(KroneckerFactors, AveragesAreTheMovingAveragesOfTheLowerTriangles) {
+  Net net(LossKind::SoftmaxCrossEntropy, ActivationKind::Tanh, 40);
+  NetworkObjective<double>& f = net.objective;
+  const Vector<double> x = f.network().initial_parameters(3);
+  std::vector<Index> first, second;
+  for (Index i = 0; i < 20; ++i) first.push_back(i), second.push_back(20 + i);
+  const double decay = 0.9;
+
+  KroneckerFactors<double> full1, full2;
+  Vector<double> g_full;
+  Rng r1(5);
+  f.select_batch(first);
+  f.kronecker_factors(x, FisherKind::True, r1, full1, nullptr);
+  f.select_batch(second);
+  const double loss_full = f.kronecker_factors(x, FisherKind::True, r1, full2, &g_full);
+
+  KroneckerFactors<double> previous, out;
+  Vector<double> g;
+  Index nonfinite = 7;
+  Rng r2(5);
+  f.select_batch(first);
+  f.kronecker_factor_averages(x, FisherKind::True, r2, nullptr, decay, previous, nullptr, nonfinite);
+  EXPECT_EQ(nonfinite, -1);
+  f.select_batch(second);
+  const double loss = f.kronecker_factor_averages(x, FisherKind::True, r2, &previous, decay, out, &g,
+                                                  nonfinite);
+  EXPECT_EQ(nonfinite, -1);
+  EXPECT_EQ(loss, loss_full);
+  EXPECT_EQ(g, g_full);
+  for (std::size_t b = 0; b < 2; ++b) {
+    // No averaging on the first call: the batch's own lower triangles.
+    EXPECT_EQ(Matrix<double>(previous.A[b].triangularView<Eigen::Lower>()),
+              Matrix<double>(full1.A[b].triangularView<Eigen::Lower>()));
+    const Matrix<double> A = decay * full1.A[b] + (1 - decay) * full2.A[b];
+    const Matrix<double> G = decay * full1.G[b] + (1 - decay) * full2.G[b];
+    EXPECT_LT((Matrix<double>(out.A[b].selfadjointView<Eigen::Lower>()) - A).norm(),
+              1e-14 * A.norm());
+    EXPECT_LT((Matrix<double>(out.G[b].selfadjointView<Eigen::Lower>()) - G).norm(),
+              1e-14 * G.norm());
+    EXPECT_EQ(Matrix<double>(out.A[b].triangularView<Eigen::StrictlyUpper>()).norm(), 0.0);
+    EXPECT_EQ(Matrix<double>(out.G[b].triangularView<Eigen::StrictlyUpper>()).norm(), 0.0);
+  }
+
+  // A NaN in the previous averages of block 1 is reported as block 1.
+  previous.G[1](1, 0) = std::numeric_limits<double>::quiet_NaN();
+  f.kronecker_factor_averages(x, FisherKind::True, r2, &previous, decay, out, nullptr, nonfinite);
+  EXPECT_EQ(nonfinite, 1);
+
+  // Bad arguments name what is wrong.
+  EXPECT_THROW(f.kronecker_factor_averages(x, FisherKind::True, r2, &out, decay, out, nullptr,
+                                           nonfinite),
+               InvalidArgument);
+  EXPECT_THROW(f.kronecker_factor_averages(x, FisherKind::True, r2, &previous, 1.0, out, nullptr,
+                                           nonfinite),
+               InvalidArgument);
+  KroneckerFactors<double> wrong = previous;
+  wrong.A[0].resize(2, 2);
+  try {
+    f.kronecker_factor_averages(x, FisherKind::True, r2, &wrong, decay, out, nullptr, nonfinite);
+    FAIL() << "no exception for previous factors of the wrong shape";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("block 0"), std::string::npos) << e.what();
+  }
 }
 
 TEST(KroneckerFactors, SampledTargetGradientMatchesAGradientWithThoseTargets) {

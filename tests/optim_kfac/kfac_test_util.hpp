@@ -6,6 +6,8 @@
 #include <span>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "../common/small_network.hpp"
 #include "hesse/data/batch_sampler.hpp"
 #include "hesse/optim/kfac.hpp"
@@ -42,6 +44,16 @@ inline Matrix<double> kron(const Matrix<double>& A, const Matrix<double>& G) {
     for (Index i = 0; i < A.rows(); ++i)
       K.block(i * G.rows(), j * G.cols(), G.rows(), G.cols()) = A(i, j) * G;
   return K;
+}
+
+/// The symmetric matrix whose lower triangle K-FAC keeps (Kfac::factors()),
+/// after checking that the strictly upper triangle is zero as documented.
+template <class T>
+Matrix<T> symmetric(const Matrix<T>& lower) {
+  EXPECT_EQ(Matrix<T>(lower.template triangularView<Eigen::StrictlyUpper>()).cwiseAbs().maxCoeff(),
+            T(0))
+      << "the strictly upper triangle of a K-FAC factor is not zero";
+  return lower.template selfadjointView<Eigen::Lower>();
 }
 
 /// The batches of `epochs` epochs of size `batch_size`, in order.

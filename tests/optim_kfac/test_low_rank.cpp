@@ -19,6 +19,7 @@ namespace {
 
 using kfac_test::kron;
 using kfac_test::Problem;
+using kfac_test::symmetric;
 
 // Q diag(values) Q^T with a seeded random orthogonal Q.
 Matrix<double> with_spectrum(const Vector<double>& values, std::uint64_t seed) {
@@ -142,8 +143,8 @@ TEST(KfacLowRank, StepEqualsTheDenseSolveWithTruncatedInverses) {
   const auto blocks = p.f.parameter_blocks();
   for (std::size_t b = 0; b < 2; ++b) {
     const Index rows = blocks[b].rows, width = blocks[b].cols + 1, n = rows * width;
-    const Matrix<double>& A = kfac.factors().A[b];
-    const Matrix<double>& G = kfac.factors().G[b];
+    const Matrix<double> A = symmetric(kfac.factors().A[b]);
+    const Matrix<double> G = symmetric(kfac.factors().G[b]);
     const double gamma = std::sqrt(lambda);
     const double pi = std::sqrt((A.trace() / double(width)) / (G.trace() / double(rows)));
     auto inverse = [](const Matrix<double>& F, double shift) -> Matrix<double> {

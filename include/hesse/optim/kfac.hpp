@@ -177,6 +177,7 @@ struct KfacLowRankInverse {
 
   /// Sizes basis [n, r] and scale [r] (zeros, no basis to warm-start from).
   void resize(Index n, Index r);
+  /// Reads only the lower triangle of F.
   /// `iterations` steps of subspace iteration from the current basis (from a
   /// Gaussian basis seeded by `seed`, with three times the iterations, when
   /// there is none), then Rayleigh-Ritz. Returns false (and forgets the
@@ -214,7 +215,9 @@ class Kfac final : public Optimizer<T> {
   /// The current lambda (adapted or raised after failures).
   double damping() const { return damping_; }
   /// The factors' moving averages, in parameter_blocks() order (empty before
-  /// the first step).
+  /// the first step). Only the lower triangles are kept; the strictly upper
+  /// triangles are zero (read them as selfadjointView<Eigen::Lower>()). The
+  /// state ("kfac.A.<b>", "kfac.G.<b>") holds the full symmetric matrices.
   const nn::KroneckerFactors<T>& factors() const { return factors_; }
   /// The last reduction ratio of the adaptive rule (NaN before one was computed).
   double last_reduction_ratio() const { return last_rho_; }
@@ -244,6 +247,7 @@ class Kfac final : public Optimizer<T> {
     std::size_t block = 0;
     Index begin = 0, count = 0;
     Matrix<T> work;  // the low-rank factor's [r, count] or [count, r] product
+    double dot = 0;  // right slices: the slice's share of V^T grad
   };
 
   // First step after construction, reset or load_state: checks f and x
@@ -254,8 +258,9 @@ class Kfac final : public Optimizer<T> {
   // reason) on a failed factorisation.
   bool refresh_inverses(const nn::KroneckerFactors<T>& candidates, std::string& why);
   // update_ = the preconditioned gradient_, over `threads` OpenMP threads
-  // (Cholesky variant; the eigen variant on the calling thread).
-  void precondition(int threads);
+  // (Cholesky variant; the eigen variant on the calling thread). Returns
+  // update_^T gradient_.
+  double precondition(int threads);
   void left_slice(Slice& s);   // product[:, slice] = G^-1 grad[:, slice]
   void right_slice(Slice& s);  // update[slice, :] = product[slice, :] A^-1
   StepResult reject(StepResult result, const std::string& why);
