@@ -36,7 +36,7 @@ std::vector<std::pair<std::string, std::string>> hessian_free_family_catalogue()
        "Martens' Hessian-free: Gauss-Newton CG on a curvature sub-batch, LM damping, backtracking"},
       {"subsampled-newton",
        "subsampled Newton-CG: batch gradient, Hessian products on a sub-sample, Armijo search"},
-      {"slbfgs", "stochastic L-BFGS: curvature pairs from two gradients on the same batch"},
+      {"slbfgs", "stochastic L-BFGS: curvature pairs from two gradients on the batch or its first part (overlap)"},
   };
 }
 

@@ -23,7 +23,7 @@ std::vector<std::pair<std::string, std::string>> optimizer_catalogue() {
       {"adamw", "AdamW, decoupled weight decay (Loshchilov & Hutter 2019)"},
       {"hessian-free", "Hessian-free: Gauss-Newton CG with damping (Martens 2010)"},
       {"subsampled-newton", "subsampled Newton-CG (Byrd et al. 2011; Roosta-Khorasani & Mahoney 2016)"},
-      {"slbfgs", "stochastic L-BFGS with overlapping-batch pairs (Berahas et al. 2016)"},
+      {"slbfgs", "stochastic L-BFGS: curvature pairs on the batch or its first part (oLBFGS; Berahas et al. 2016)"},
       {"kfac", "K-FAC: Kronecker-factored Fisher (Martens & Grosse 2015)"},
       {"shampoo", "Shampoo with grafting (Gupta et al. 2018; Anil et al. 2020)"},
       {"adahessian", "AdaHessian: Hutchinson Hessian diagonal (Yao et al. 2021)"},

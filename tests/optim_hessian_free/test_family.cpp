@@ -266,6 +266,8 @@ TEST(HessianFreeFamily, StepsAfterTheFirstAllocateNothing) {
       {"subsampled-newton", {{"hessian_fraction", 0.5}}},
       {"slbfgs", {{"memory", 3}}},
       {"slbfgs", {{"line_search", 0}, {"lr", 0.5}, {"powell_damping", 1}}},
+      {"slbfgs", {{"memory", 3}, {"overlap", 0.25}}},
+      {"slbfgs", {{"line_search", 0}, {"lr", 0.5}, {"overlap", 0.5}}},
   };
   for (const auto& [name, settings] : runs) {
     auto optimizer = make_hessian_free_family<double>(name, settings);
