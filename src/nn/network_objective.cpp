@@ -52,6 +52,17 @@ NetworkObjective<T>::NetworkObjective(Sequential<T> network, LossKind loss,
   const auto blocks = network_.parameter_blocks();
   for (std::size_t b = 0; b < blocks.size(); ++b)
     block_of_layer_[static_cast<std::size_t>(blocks[b].layer)] = Index(b);
+  // A's lower triangle by panels of 64 columns (the first, longest, first).
+  constexpr Index kPanelColumns = 64;
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    const Index size = blocks[b].cols + 1;
+    for (Index j = 0; j < size; j += kPanelColumns)
+      panels_.push_back({b, j, std::min(kPanelColumns, size - j)});
+  }
+  std::stable_sort(panels_.begin(), panels_.end(), [&](const Panel& p, const Panel& q) {
+    return (blocks[p.block].cols + 1 - p.begin) * p.width > (blocks[q.block].cols + 1 - q.begin) * q.width;
+  });
+  panel_checks_.assign(panels_.size(), T(0));
   for (Index l = 0; l < network_.num_layers(); ++l)
     if (network_.layer(l).num_parameters() > 0 &&
         (dynamic_cast<const Dense<T>*>(&network_.layer(l)) == nullptr ||
@@ -233,11 +244,19 @@ void NetworkObjective<T>::kronecker_chunk(Workspace& ws, const T* x, T* out, Con
                                           ConstRef<T> Y, T scale) {
   const Matrix<T>& outputs = ws.activations.back();
   if (ws.clear_sums) {  // this slice's first chunk: only the lower triangles are ever read
-    for (Matrix<T>& sum : ws.a_sums) sum.template triangularView<Eigen::Lower>().setZero();
+    if (!a_by_panels_)
+      for (Matrix<T>& sum : ws.a_sums) sum.template triangularView<Eigen::Lower>().setZero();
     for (Matrix<T>& sum : ws.g_sums) sum.template triangularView<Eigen::Lower>().setZero();
     ws.clear_sums = false;
   }
-  for (Index l = 0; l < network_.num_layers(); ++l) {
+  if (a_by_panels_) {
+    // The slice is this one chunk; its inputs stay in the workspace for a_panels().
+    ws.input_data = X.data();
+    ws.input_rows = X.rows();
+    ws.input_cols = X.cols();
+    ws.input_stride = X.outerStride();
+  }
+  for (Index l = 0; l < network_.num_layers() && !a_by_panels_; ++l) {
     const Index b = block_of_layer_[static_cast<std::size_t>(l)];
     if (b < 0) continue;
     ConstRef<T> input = l == 0 ? X : ConstRef<T>(ws.activations[static_cast<std::size_t>(l - 1)]);
@@ -278,7 +297,12 @@ double NetworkObjective<T>::kronecker_pass(const Vector<T>& x, FisherKind kind, 
   const auto blocks = network_.parameter_blocks();
   fisher_kind_ = kind;
   if (kind == FisherKind::True) draw_randoms(rng, loss_ == LossKind::MeanSquaredError);
-  slices = slices_for(num_selected());
+  const Index selected = num_selected();
+  slices = slices_for(selected);
+  // When every slice is a single chunk its inputs are all still there after
+  // the slices, and A is formed by panels of its own (no per-slice sums).
+  a_by_panels_ = kron_out_ != nullptr && (selected + slices - 1) / slices <= options_.chunk_size;
+  kron_slices_ = slices;
   // Sized here, zeroed by each slice on its own thread (kronecker_chunk).
   for (int t = 0; t < slices; ++t) {
     Workspace& ws = workspaces_[static_cast<std::size_t>(t)];
@@ -286,12 +310,77 @@ double NetworkObjective<T>::kronecker_pass(const Vector<T>& x, FisherKind kind, 
     ws.g_sums.resize(blocks.size());
     for (std::size_t b = 0; b < blocks.size(); ++b) {
       const Index a = blocks[b].cols + 1, g = blocks[b].rows;
-      if (ws.a_sums[b].rows() != a || ws.a_sums[b].cols() != a) ws.a_sums[b].resize(a, a);
+      if (!a_by_panels_ && (ws.a_sums[b].rows() != a || ws.a_sums[b].cols() != a))
+        ws.a_sums[b].resize(a, a);
       if (ws.g_sums[b].rows() != g || ws.g_sums[b].cols() != g) ws.g_sums[b].resize(g, g);
     }
     ws.clear_sums = true;
   }
-  return run(Pass::Kronecker, x, nullptr, gradient);
+  return run(Pass::Kronecker, x, nullptr, gradient, a_by_panels_);
+}
+
+template <class T>
+Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>> NetworkObjective<T>::slice_input(int t,
+                                                                                    Index l) const {
+  const Workspace& ws = workspaces_[static_cast<std::size_t>(t)];
+  if (l == 0)
+    return {ws.input_data, ws.input_rows, ws.input_cols, Eigen::OuterStride<>(ws.input_stride)};
+  const Matrix<T>& a = ws.activations[static_cast<std::size_t>(l - 1)];
+  return {a.data(), a.rows(), a.cols(), Eigen::OuterStride<>(a.rows())};
+}
+
+template <class T>
+void NetworkObjective<T>::a_panels() {
+  const auto count = static_cast<std::ptrdiff_t>(panels_.size());
+  // Orphaned: shared out over the enclosing region's threads, or all on the
+  // calling thread outside one. Each panel is the same arithmetic whichever
+  // thread takes it.
+#pragma omp for schedule(dynamic, 1)
+  for (std::ptrdiff_t p = 0; p < count; ++p) a_panel(static_cast<std::size_t>(p));
+}
+
+// Columns [j0, j0 + w) of A's lower triangle (rows j0 ..): the slices'
+// inputs X_t [c, n_t] give X X^T (rows and columns < c), their row sums (row
+// c, the homogeneous coordinate) and n (A(c, c)); then the mean, the moving
+// average and the NaN/Inf check, column by column.
+template <class T>
+void NetworkObjective<T>::a_panel(std::size_t index) {
+  const Panel& p = panels_[index];
+  Matrix<T>& A = kron_out_->A[p.block];
+  const Index size = A.rows(), c = size - 1, j0 = p.begin, w = p.width;
+  const Index rows = size - j0;
+  const Index wc = std::min(w, c - j0);  // the panel's columns that are inputs (not the 1)
+  const Index layer = network_.parameter_blocks()[p.block].layer;
+  auto dst = A.block(j0, j0, rows, w);
+  Index n = 0;
+  for (int t = 0; t < kron_slices_; ++t) {
+    const auto X = slice_input(t, layer);
+    n += X.cols();
+    if (wc > 0) {
+      auto products = dst.topLeftCorner(c - j0, wc);
+      auto sums = dst.row(c - j0).head(wc);
+      if (t == 0) {
+        products.noalias() = X.middleRows(j0, c - j0) * X.middleRows(j0, wc).transpose();
+        sums.noalias() = X.middleRows(j0, wc).rowwise().sum().transpose();
+      } else {
+        products.noalias() += X.middleRows(j0, c - j0) * X.middleRows(j0, wc).transpose();
+        sums.noalias() += X.middleRows(j0, wc).rowwise().sum().transpose();
+      }
+    }
+  }
+  if (wc < w) dst(c - j0, wc) = static_cast<T>(n);  // the panel holds column c
+  const T scale = T(1) / static_cast<T>(n);
+  T check = 0;  // x * 0 summed: 0 exactly when every entry is finite
+  for (Index k = 0; k < w; ++k) {
+    dst.col(k).head(k).setZero();  // the product's strictly upper part in the diagonal block
+    auto column = dst.col(k).tail(rows - k);
+    column *= scale;
+    if (kron_previous_)
+      column = kron_keep_ * kron_previous_->A[p.block].col(j0 + k).tail(rows - k) +
+               kron_take_ * column;
+    check += (column.array() * T(0)).sum();
+  }
+  panel_checks_[index] = check;
 }
 
 template <class T>
@@ -318,15 +407,25 @@ T NetworkObjective<T>::kronecker_factor_averages(const Vector<T>& x, FisherKind 
                         std::to_string(g));
     }
   }
+  const T keep = static_cast<T>(previous ? decay : 0.0), take = T(1) - keep;
+  out.A.resize(blocks.size());
+  out.G.resize(blocks.size());
+  for (std::size_t b = 0; b < blocks.size(); ++b) {  // a_panel writes into out.A
+    const Index size = blocks[b].cols + 1;
+    if (out.A[b].rows() != size || out.A[b].cols() != size) out.A[b].setZero(size, size);
+  }
+  kron_previous_ = previous;
+  kron_out_ = &out;
+  kron_keep_ = keep;
+  kron_take_ = take;
   int slices = 1;
   double loss = kronecker_pass(x, kind, rng, gradient, slices);
+  kron_out_ = nullptr;
+  kron_previous_ = nullptr;
   // The slices' sums in a fixed order, then means. The output adjoints carry
   // the 1/N of the mean loss: g_i = N dS_i, so mean_i g_i g_i^T = N sum_i
   // dS_i dS_i^T. Column by column, each column's passes run in cache.
   const T n = static_cast<T>(num_selected());
-  const T keep = static_cast<T>(decay), take = T(1) - keep;
-  out.A.resize(blocks.size());
-  out.G.resize(blocks.size());
   nonfinite_block = -1;
   const auto reduce = [&](Matrix<T>& dst, const Matrix<T>* old,
                           std::vector<Matrix<T>> Workspace::*sums, std::size_t b, T scale) {
@@ -344,9 +443,20 @@ T NetworkObjective<T>::kronecker_factor_averages(const Vector<T>& x, FisherKind 
     }
     if (check != T(0) && nonfinite_block < 0) nonfinite_block = static_cast<Index>(b);
   };
-  for (std::size_t b = 0; b < blocks.size(); ++b) {
-    reduce(out.A[b], previous ? &previous->A[b] : nullptr, &Workspace::a_sums, b, T(1) / n);
-    reduce(out.G[b], previous ? &previous->G[b] : nullptr, &Workspace::g_sums, b, n);
+  if (a_by_panels_) {
+    std::vector<T>& checks = panel_checks_;
+    for (std::size_t b = 0; b < blocks.size(); ++b) {
+      T check = 0;
+      for (std::size_t p = 0; p < panels_.size(); ++p)
+        if (panels_[p].block == b) check += checks[p];
+      if (check != T(0) && nonfinite_block < 0) nonfinite_block = static_cast<Index>(b);
+      reduce(out.G[b], previous ? &previous->G[b] : nullptr, &Workspace::g_sums, b, n);
+    }
+  } else {
+    for (std::size_t b = 0; b < blocks.size(); ++b) {
+      reduce(out.A[b], previous ? &previous->A[b] : nullptr, &Workspace::a_sums, b, T(1) / n);
+      reduce(out.G[b], previous ? &previous->G[b] : nullptr, &Workspace::g_sums, b, n);
+    }
   }
   if (options_.l2 > 0) {
     loss += 0.5 * options_.l2 * static_cast<double>(x.squaredNorm());
@@ -443,7 +553,8 @@ void NetworkObjective<T>::run_slice(Workspace& ws, Pass pass, const T* x, const 
 }
 
 template <class T>
-double NetworkObjective<T>::run(Pass pass, const Vector<T>& x, const Vector<T>* v, Vector<T>* out) {
+double NetworkObjective<T>::run(Pass pass, const Vector<T>& x, const Vector<T>* v, Vector<T>* out,
+                                bool a_panels) {
   const Index selected = num_selected();
   // The squared-gradient pass needs each sample's own gradient: weight 1.
   const T scale = pass == Pass::SquaredGradient ? T(1) : T(1) / static_cast<T>(selected);
@@ -455,6 +566,7 @@ double NetworkObjective<T>::run(Pass pass, const Vector<T>& x, const Vector<T>* 
     Workspace& ws = workspaces_.front();
     ws.loss = 0;
     run_slice(ws, pass, x.data(), v_data, out ? out->data() : nullptr, 0, selected, scale);
+    if (a_panels) this->a_panels();
     return ws.loss;
   }
   // Inside the region Eigen runs each product on the calling thread only. The
@@ -470,6 +582,10 @@ double NetworkObjective<T>::run(Pass pass, const Vector<T>& x, const Vector<T>* 
       const Index begin = selected * t / slices;
       const Index end = selected * (t + 1) / slices;
       run_slice(ws, pass, x.data(), v_data, out ? ws.out.data() : nullptr, begin, end, scale);
+    }
+    if (a_panels) {
+#pragma omp barrier
+      this->a_panels();
     }
   }
   double loss = 0;

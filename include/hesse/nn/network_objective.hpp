@@ -165,6 +165,9 @@ class NetworkObjective {
     // current chunk starts in the selection (to find the chunk's randoms).
     std::vector<Matrix<T>> a_sums, g_sums;
     bool clear_sums = false;  // zero the lower triangles of the sums before the first chunk
+    // Kronecker pass with A by panels: this slice's network input (its only chunk).
+    const T* input_data = nullptr;
+    Index input_rows = 0, input_cols = 0, input_stride = 0;
     Matrix<T> sampled_y;
     Index chunk_start = 0;
     // Squared-gradient pass: this slice's sum of squared per-sample
@@ -174,7 +177,9 @@ class NetworkObjective {
 
   // Runs `pass` over the selected samples; out receives the gradient or
   // product. Returns the loss (mean over the selected samples).
-  double run(Pass pass, const Vector<T>& x, const Vector<T>* v, Vector<T>* out);
+  // With a_panels, every thread then forms A by column panels (a_panels()).
+  double run(Pass pass, const Vector<T>& x, const Vector<T>* v, Vector<T>* out,
+             bool a_panels = false);
   // Samples [begin, end) of the selection, chunk by chunk, into ws.loss and `out`.
   void run_slice(Workspace& ws, Pass pass, const T* x, const T* v, T* out, Index begin, Index end,
                  T scale);
@@ -189,6 +194,14 @@ class NetworkObjective {
   // returns the loss and the number of slices used.
   double kronecker_pass(const Vector<T>& x, FisherKind kind, Rng& rng, Vector<T>* gradient,
                         int& slices);
+  // The Kronecker pass's A factors when every slice is one chunk: after the
+  // slices, column panels of each A's lower triangle, shared out over the
+  // threads (an orphaned omp for), each panel the products of the slices'
+  // inputs folded into the averages (kron_out_, kron_previous_).
+  void a_panels();
+  void a_panel(std::size_t p);
+  // Layer l's input in slice t of the last Kronecker pass.
+  Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>> slice_input(int t, Index l) const;
   // squares (not null): each Dense layer adds its (D o D)(A o A)^T there.
   void backward_pass(Workspace& ws, const T* x, ConstRef<T> X, T* out, bool collect_g,
                      T* squares = nullptr);
@@ -206,6 +219,19 @@ class NetworkObjective {
 
   std::vector<Workspace> workspaces_;  // one per thread
   std::vector<Index> block_of_layer_;  // Dense layer -> parameter block, -1 otherwise
+  // A by panels: the panels (block, first column, width), each panel's NaN
+  // check, and the averaging the pass was asked for.
+  struct Panel {
+    std::size_t block = 0;
+    Index begin = 0, width = 0;
+  };
+  std::vector<Panel> panels_;
+  std::vector<T> panel_checks_;
+  bool a_by_panels_ = false;
+  int kron_slices_ = 1;
+  const KroneckerFactors<T>* kron_previous_ = nullptr;
+  KroneckerFactors<T>* kron_out_ = nullptr;
+  T kron_keep_ = 0, kron_take_ = 1;
   FisherKind fisher_kind_ = FisherKind::True;
   std::vector<double> randoms_;        // per selected sample, drawn before a pass
   Vector<T> unit_, column_;
