@@ -96,10 +96,15 @@ class NetworkObjective {
   ///   lower(out.A[b]) = decay lower(previous->A[b]) + (1 - decay) lower(A_b),
   /// A_b the batch's factor (out = the batch's factors when `previous` is
   /// null), and likewise G; the strictly upper triangles of out are not
-  /// written (zero when out is sized here, as on a first call). The
-  /// slices' sums, the scaling, the average and the NaN/Inf check are one
-  /// pass over each lower triangle, with no mirrored copy: on the benchmark
-  /// network the first layer's A is 785 x 785. Returns the mean loss (and the
+  /// written (zero when out is sized here, as on a first call). When every
+  /// thread's slice of the selection is one chunk (a mini-batch), each A is
+  /// formed after the slices by panels of 64 columns of its lower triangle,
+  /// shared out over the same threads: the slices' inputs X_t multiplied
+  /// straight into out, then the mean, the average and the NaN/Inf check
+  /// while the panel is in cache; no per-thread copies of A and no serial
+  /// reduction (on the benchmark network the first layer's A is 785 x 785).
+  /// Otherwise, and always for G, the slices' lower-triangular sums are
+  /// added, scaled, averaged and checked in one pass. Returns the mean loss (and the
   /// gradient, as kronecker_factors); `nonfinite_block` is the first block
   /// with a NaN or Inf in out, -1 when there is none. `previous` must have the
   /// factors' shapes and must not be `&out`; 0 <= decay < 1.
