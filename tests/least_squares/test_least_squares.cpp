@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/allocation_counter.hpp"
 #include "hesse/optim/least_squares.hpp"
 #include "residual_models.hpp"
 
@@ -500,30 +501,12 @@ TEST(LeastSquaresOptions, AutoSolverChoice) {
 // ---------------------------------------------------------------- no allocation in CG
 
 namespace {
-long long g_allocations = 0;
-bool g_counting = false;
-}  // namespace
-
-// Counts every heap allocation (operator new and Eigen's aligned allocations
-// both end in malloc) by interposing glibc's malloc. AddressSanitizer owns
-// malloc itself, so under it the interposition is left out and the test skips.
-#if defined(__SANITIZE_ADDRESS__)
-#define HESSE_COUNTS_ALLOCATIONS 0
-#else
-#define HESSE_COUNTS_ALLOCATIONS 1
-extern "C" void* __libc_malloc(std::size_t size);
-extern "C" void* malloc(std::size_t size) {
-  if (g_counting) ++g_allocations;
-  return __libc_malloc(size);
-}
-#endif
-
-namespace {
 
 // CGLS with a caller-owned workspace: a second solve of the same size (any
 // number of iterations) allocates nothing.
 TEST(LeastSquaresCg, SecondSolveAllocatesNothing) {
-  if (!HESSE_COUNTS_ALLOCATIONS) GTEST_SKIP() << "malloc cannot be interposed under AddressSanitizer";
+  if (!hesse::testing::counts_allocations())
+    GTEST_SKIP() << "malloc cannot be interposed under AddressSanitizer";
   LinearResiduals<double> model(200, 20, 6);
   const Vector<double> x = Vector<double>::Zero(20);
   Vector<double> r;
@@ -534,12 +517,11 @@ TEST(LeastSquaresCg, SecondSolveAllocatesNothing) {
   hesse::optim::least_squares_detail::CglsWorkspace<double> workspace;
   hesse::optim::least_squares_detail::cgls(model, x, r, 0.5, diagonal, nullptr, 1e-12, 100, p,
                                            workspace);
-  g_allocations = 0;
-  g_counting = true;
+  hesse::testing::start_counting_allocations();
   const auto result = hesse::optim::least_squares_detail::cgls(model, x, r, 0.5, diagonal, &scale,
                                                                1e-12, 100, p, workspace);
-  g_counting = false;
-  EXPECT_EQ(g_allocations, 0);
+  hesse::testing::pause_counting_allocations();
+  EXPECT_EQ(hesse::testing::counted_allocations(), 0);
   EXPECT_GT(result.iterations, 5);
   // The damped normal equations hold: (A^T A + 0.5 I) p = -A^T r.
   const Vector<double> lhs = model.a.transpose() * (model.a * p) + 0.5 * p;

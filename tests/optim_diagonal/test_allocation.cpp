@@ -8,35 +8,18 @@
 #include <memory>
 #include <vector>
 
+#include "../common/allocation_counter.hpp"
 #include "../common/small_network.hpp"
 #include "hesse/optim/adahessian.hpp"
 #include "hesse/optim/sophia.hpp"
 #include "hesse/optim/stochastic_adapter.hpp"
 
-namespace {
-long long g_allocations = 0;
-bool g_counting = false;
-}  // namespace
-
-// Counts every heap allocation (operator new and Eigen's aligned allocations
-// both end in malloc) by interposing glibc's malloc. AddressSanitizer owns
-// malloc itself, so under it the interposition is left out and the test skips.
-#if defined(__SANITIZE_ADDRESS__)
-#define HESSE_COUNTS_ALLOCATIONS 0
-#else
-#define HESSE_COUNTS_ALLOCATIONS 1
-extern "C" void* __libc_malloc(std::size_t size);
-extern "C" void* malloc(std::size_t size) {
-  if (g_counting) ++g_allocations;
-  return __libc_malloc(size);
-}
-#endif
-
 namespace hesse::optim {
 namespace {
 
 TEST(DiagonalAllocation, StepsAfterTheFirstAllocateNothing) {
-  if (!HESSE_COUNTS_ALLOCATIONS) GTEST_SKIP() << "malloc cannot be interposed under AddressSanitizer";
+  if (!hesse::testing::counts_allocations())
+    GTEST_SKIP() << "malloc cannot be interposed under AddressSanitizer";
   const auto data = testing::blobs<float>(64);
   // One thread: the engine's OpenMP region may allocate in its workers a
   // varying number of times, which is not the optimizers' doing.
@@ -46,7 +29,8 @@ TEST(DiagonalAllocation, StepsAfterTheFirstAllocateNothing) {
   std::vector<std::unique_ptr<Optimizer<float>>> optimizers;
   optimizers.push_back(std::make_unique<AdaHessian<float>>(
       AdaHessianOptions{.weight_decay = 1e-4, .probes = 2, .average_size = 3}));
-  optimizers.push_back(std::make_unique<AdaHessian<float>>(AdaHessianOptions{.hessian_power = 0.5}));
+  optimizers.push_back(
+      std::make_unique<AdaHessian<float>>(AdaHessianOptions{.hessian_power = 0.5}));
   optimizers.push_back(std::make_unique<Sophia<float>>(SophiaOptions{.hessian_every = 1}));
   optimizers.push_back(std::make_unique<Sophia<float>>(
       SophiaOptions{.hessian_every = 1, .estimator = SophiaEstimator::Hutchinson}));
@@ -61,30 +45,25 @@ TEST(DiagonalAllocation, StepsAfterTheFirstAllocateNothing) {
   f.value_and_gradient(x, &g);
   f.hessian_vector(x, v, hv);
   net.sampled_target_gradient(x, rng, g);
-  const auto count = [](auto&& call) {
-    g_allocations = 0;
-    g_counting = true;
-    call();
-    g_counting = false;
-    return g_allocations;
-  };
-  const long long per_gradient = count([&] { f.value_and_gradient(x, &g); });
-  const long long per_product = count([&] { f.hessian_vector(x, v, hv); });
-  const long long per_sampled = count([&] { net.sampled_target_gradient(x, rng, g); });
+  using hesse::testing::allocations_of;
+  const long long per_gradient = allocations_of([&] { f.value_and_gradient(x, &g); });
+  const long long per_product = allocations_of([&] { f.hessian_vector(x, v, hv); });
+  const long long per_sampled = allocations_of([&] { net.sampled_target_gradient(x, rng, g); });
 
   for (auto& opt : optimizers) {
     x = net.network().initial_parameters(1);
     opt->step(f, x, batch);
     long long expected = 0;
-    g_allocations = 0;
+    hesse::testing::start_counting_allocations();
+    hesse::testing::pause_counting_allocations();
     for (int k = 0; k < 4; ++k) {
-      g_counting = true;
+      hesse::testing::resume_counting_allocations();
       const StepResult r = opt->step(f, x, batch);
-      g_counting = false;
+      hesse::testing::pause_counting_allocations();
       const bool gnb = r.gradient_evaluations == 2;
       expected += per_gradient + r.curvature_products * per_product + (gnb ? per_sampled : 0);
     }
-    EXPECT_EQ(g_allocations, expected) << opt->name();
+    EXPECT_EQ(hesse::testing::counted_allocations(), expected) << opt->name();
   }
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/allocation_counter.hpp"
 #include "hesse/optim/hessian_free.hpp"
 #include "hesse/optim/stochastic_lbfgs.hpp"
 #include "hesse/optim/subsampled_newton.hpp"
@@ -232,28 +233,10 @@ TEST(HessianFreeFamily, LoadingAnotherOptimizersStateFails) {
 // ---------------------------------------------------------------- no allocation after the first step
 
 namespace {
-long long g_allocations = 0;
-bool g_counting = false;
-}  // namespace
-
-// Counts every heap allocation by interposing glibc's malloc (as
-// tests/least_squares does); AddressSanitizer owns malloc, so under it the
-// test skips.
-#if defined(__SANITIZE_ADDRESS__)
-#define HESSE_COUNTS_ALLOCATIONS 0
-#else
-#define HESSE_COUNTS_ALLOCATIONS 1
-extern "C" void* __libc_malloc(std::size_t size);
-extern "C" void* malloc(std::size_t size) {
-  if (g_counting) ++g_allocations;
-  return __libc_malloc(size);
-}
-#endif
-
-namespace {
 
 TEST(HessianFreeFamily, StepsAfterTheFirstAllocateNothing) {
-  if (!HESSE_COUNTS_ALLOCATIONS) GTEST_SKIP() << "malloc cannot be interposed under AddressSanitizer";
+  if (!hesse::testing::counts_allocations())
+    GTEST_SKIP() << "malloc cannot be interposed under AddressSanitizer";
   SampleQuadratic f(10, 96, 4, 1e-3);
   data::BatchSampler sampler(96, 32, 2);
   sampler.start_epoch(0);
@@ -273,16 +256,15 @@ TEST(HessianFreeFamily, StepsAfterTheFirstAllocateNothing) {
     auto optimizer = make_hessian_free_family<double>(name, settings);
     Vector<double> x = Vector<double>::Zero(10);
     optimizer->step(f, x, batches[0]);
-    g_allocations = 0;
-    g_counting = true;
+    hesse::testing::start_counting_allocations();
     for (int k = 1; k < 12; ++k) {
       const StepResult r = optimizer->step(f, x, batches[static_cast<std::size_t>(k) % 3]);
-      g_counting = false;
+      hesse::testing::pause_counting_allocations();
       ASSERT_TRUE(r.accepted) << name << ": " << r.event;
-      g_counting = true;
+      hesse::testing::resume_counting_allocations();
     }
-    g_counting = false;
-    EXPECT_EQ(g_allocations, 0) << name;
+    hesse::testing::pause_counting_allocations();
+    EXPECT_EQ(hesse::testing::counted_allocations(), 0) << name;
   }
 }
 

@@ -8,43 +8,18 @@
 #include <cstddef>
 #include <vector>
 
+#include "../common/allocation_counter.hpp"
 #include "kfac_test_util.hpp"
-
-namespace {
-long long g_allocations = 0;
-bool g_counting = false;
-}  // namespace
-
-// Counts every heap allocation (operator new and Eigen's aligned allocations
-// both end in malloc) by interposing glibc's malloc. AddressSanitizer owns
-// malloc itself, so under it the interposition is left out and the test skips.
-#if defined(__SANITIZE_ADDRESS__)
-#define HESSE_COUNTS_ALLOCATIONS 0
-#else
-#define HESSE_COUNTS_ALLOCATIONS 1
-extern "C" void* __libc_malloc(std::size_t size);
-extern "C" void* malloc(std::size_t size) {
-  if (g_counting) ++g_allocations;
-  return __libc_malloc(size);
-}
-#endif
 
 namespace hesse::optim {
 namespace {
 
+using hesse::testing::allocations_of;
 using kfac_test::Problem;
 
-template <class F>
-long long allocations_of(F&& call) {
-  g_allocations = 0;
-  g_counting = true;
-  call();
-  g_counting = false;
-  return g_allocations;
-}
-
 TEST(KfacAllocation, StepsAfterTheFirstAllocateNothingOfTheirOwn) {
-  if (!HESSE_COUNTS_ALLOCATIONS) GTEST_SKIP() << "malloc cannot be interposed under AddressSanitizer";
+  if (!hesse::testing::counts_allocations())
+    GTEST_SKIP() << "malloc cannot be interposed under AddressSanitizer";
   for (const KfacInverse inverse : {KfacInverse::Cholesky, KfacInverse::Eigen}) {
     // Eigen's SelfAdjointEigenSolver allocates Householder workspaces, so
     // the eigen variant is counted between refreshes only.

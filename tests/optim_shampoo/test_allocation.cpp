@@ -7,34 +7,17 @@
 #include <cstddef>
 #include <vector>
 
+#include "../common/allocation_counter.hpp"
 #include "../common/small_network.hpp"
 #include "hesse/optim/shampoo.hpp"
 #include "hesse/optim/stochastic_adapter.hpp"
-
-namespace {
-long long g_allocations = 0;
-bool g_counting = false;
-}  // namespace
-
-// Counts every heap allocation (operator new and Eigen's aligned allocations
-// both end in malloc) by interposing glibc's malloc. AddressSanitizer owns
-// malloc itself, so under it the interposition is left out and the test skips.
-#if defined(__SANITIZE_ADDRESS__)
-#define HESSE_COUNTS_ALLOCATIONS 0
-#else
-#define HESSE_COUNTS_ALLOCATIONS 1
-extern "C" void* __libc_malloc(std::size_t size);
-extern "C" void* malloc(std::size_t size) {
-  if (g_counting) ++g_allocations;
-  return __libc_malloc(size);
-}
-#endif
 
 namespace hesse::optim {
 namespace {
 
 TEST(ShampooAllocation, StepsBetweenInverseRootsAllocateNothing) {
-  if (!HESSE_COUNTS_ALLOCATIONS) GTEST_SKIP() << "malloc cannot be interposed under AddressSanitizer";
+  if (!hesse::testing::counts_allocations())
+    GTEST_SKIP() << "malloc cannot be interposed under AddressSanitizer";
   const auto data = testing::blobs<float>(64);
   // One thread: the engine's OpenMP region may allocate in its workers a
   // varying number of times, which is not the optimizer's doing.
@@ -42,7 +25,9 @@ TEST(ShampooAllocation, StepsBetweenInverseRootsAllocateNothing) {
                                   data, {.threads = 1});
   StochasticAdapter<nn::NetworkObjective<float>> f(net);
   // Roots at steps 1 and 1001; blocks of 8 (24 of them) exercise the split.
-  Shampoo<float> opt({.inverse_every = 1000, .block_size = 8, .start_preconditioning_step = 1,
+  Shampoo<float> opt({.inverse_every = 1000,
+                      .block_size = 8,
+                      .start_preconditioning_step = 1,
                       .weight_decay = 1e-4});
   Vector<float> x = net.network().initial_parameters(1);
   std::vector<Index> batch(32);
@@ -53,17 +38,12 @@ TEST(ShampooAllocation, StepsBetweenInverseRootsAllocateNothing) {
   Vector<float> g;
   f.select_batch(batch);
   f.value_and_gradient(x, &g);
-  g_allocations = 0;
-  g_counting = true;
-  f.value_and_gradient(x, &g);
-  g_counting = false;
-  const long long per_gradient = g_allocations;
-
-  g_allocations = 0;
-  g_counting = true;
-  for (int k = 0; k < 5; ++k) opt.step(f, x, batch);
-  g_counting = false;
-  EXPECT_EQ(g_allocations, 5 * per_gradient);
+  const long long per_gradient =
+      hesse::testing::allocations_of([&] { f.value_and_gradient(x, &g); });
+  EXPECT_EQ(hesse::testing::allocations_of([&] {
+              for (int k = 0; k < 5; ++k) opt.step(f, x, batch);
+            }),
+            5 * per_gradient);
   EXPECT_EQ(opt.step_count(), 6);
 }
 
