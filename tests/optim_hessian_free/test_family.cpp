@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../common/allocation_counter.hpp"
+#include "../common/errors.hpp"
 #include "hesse/optim/hessian_free.hpp"
 #include "hesse/optim/stochastic_lbfgs.hpp"
 #include "hesse/optim/subsampled_newton.hpp"
@@ -64,16 +65,7 @@ TEST(HessianFreeFamily, SettingsReachTheirFields) {
   EXPECT_EQ(lbfgs.learning_rate, 0.1);
 }
 
-/// The InvalidArgument message of `make`, or "" when it did not throw one.
-template <class Make>
-std::string invalid_argument_message(Make make) {
-  try {
-    make();
-  } catch (const InvalidArgument& e) {
-    return e.what();
-  }
-  return "";
-}
+using hesse::testing::invalid_argument_message;
 
 TEST(HessianFreeFamily, BadOptionsNameTheField) {
   struct Case {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/errors.hpp"
 #include "hesse/optim/stochastic_lbfgs.hpp"
 #include "toy_objectives.hpp"
 #include "training.hpp"
@@ -137,16 +138,7 @@ TEST(StochasticLbfgs, TrainsTheSmallNetwork) {
 
 // ---------------------------------------------------------------- overlap
 
-/// The InvalidArgument message of `make`, or "" when it did not throw one.
-template <class Make>
-std::string invalid_argument_message(Make make) {
-  try {
-    make();
-  } catch (const InvalidArgument& e) {
-    return e.what();
-  }
-  return "";
-}
+using hesse::testing::invalid_argument_message;
 
 TEST(StochasticLbfgs, BadOverlapIsRejectedNamingTheField) {
   const std::vector<std::pair<double, std::string>> cases{
