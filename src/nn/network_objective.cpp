@@ -57,7 +57,7 @@ NetworkObjective<T>::NetworkObjective(Sequential<T> network, LossKind loss,
   for (std::size_t b = 0; b < blocks.size(); ++b) {
     const Index size = blocks[b].cols + 1;
     for (Index j = 0; j < size; j += kPanelColumns)
-      panels_.push_back({b, j, std::min(kPanelColumns, size - j)});
+      panels_.push_back({b, blocks[b].layer, j, std::min(kPanelColumns, size - j)});
   }
   std::stable_sort(panels_.begin(), panels_.end(), [&](const Panel& p, const Panel& q) {
     return (blocks[p.block].cols + 1 - p.begin) * p.width > (blocks[q.block].cols + 1 - q.begin) * q.width;
@@ -293,15 +293,15 @@ void NetworkObjective<T>::draw_randoms(Rng& rng, bool normal) {
 
 template <class T>
 double NetworkObjective<T>::kronecker_pass(const Vector<T>& x, FisherKind kind, Rng& rng,
-                                           Vector<T>* gradient, int& slices) {
+                                           Vector<T>* gradient) {
   const auto blocks = network_.parameter_blocks();
   fisher_kind_ = kind;
   if (kind == FisherKind::True) draw_randoms(rng, loss_ == LossKind::MeanSquaredError);
   const Index selected = num_selected();
-  slices = slices_for(selected);
+  const int slices = slices_for(selected);
   // When every slice is a single chunk its inputs are all still there after
   // the slices, and A is formed by panels of its own (no per-slice sums).
-  a_by_panels_ = kron_out_ != nullptr && (selected + slices - 1) / slices <= options_.chunk_size;
+  a_by_panels_ = (selected + slices - 1) / slices <= options_.chunk_size;
   kron_slices_ = slices;
   // Sized here, zeroed by each slice on its own thread (kronecker_chunk).
   for (int t = 0; t < slices; ++t) {
@@ -350,11 +350,10 @@ void NetworkObjective<T>::a_panel(std::size_t index) {
   const Index size = A.rows(), c = size - 1, j0 = p.begin, w = p.width;
   const Index rows = size - j0;
   const Index wc = std::min(w, c - j0);  // the panel's columns that are inputs (not the 1)
-  const Index layer = network_.parameter_blocks()[p.block].layer;
   auto dst = A.block(j0, j0, rows, w);
   Index n = 0;
   for (int t = 0; t < kron_slices_; ++t) {
-    const auto X = slice_input(t, layer);
+    const auto X = slice_input(t, p.layer);
     n += X.cols();
     if (wc > 0) {
       auto products = dst.topLeftCorner(c - j0, wc);
@@ -370,17 +369,22 @@ void NetworkObjective<T>::a_panel(std::size_t index) {
   }
   if (wc < w) dst(c - j0, wc) = static_cast<T>(n);  // the panel holds column c
   const T scale = T(1) / static_cast<T>(n);
-  T check = 0;  // x * 0 summed: 0 exactly when every entry is finite
+  const Matrix<T>* old = kron_previous_ ? &kron_previous_->A[p.block] : nullptr;
+  T check = 0;
   for (Index k = 0; k < w; ++k) {
     dst.col(k).head(k).setZero();  // the product's strictly upper part in the diagonal block
-    auto column = dst.col(k).tail(rows - k);
-    column *= scale;
-    if (kron_previous_)
-      column = kron_keep_ * kron_previous_->A[p.block].col(j0 + k).tail(rows - k) +
-               kron_take_ * column;
-    check += (column.array() * T(0)).sum();
+    check += average_column(dst.col(k).tail(rows - k), scale, old, j0 + k);
   }
   panel_checks_[index] = check;
+}
+
+template <class T>
+template <class Column>
+T NetworkObjective<T>::average_column(Column column, T scale, const Matrix<T>* old,
+                                      Index j) const {
+  column *= scale;
+  if (old) column = kron_keep_ * old->col(j).tail(column.size()) + kron_take_ * column;
+  return (column.array() * T(0)).sum();
 }
 
 template <class T>
@@ -407,7 +411,6 @@ T NetworkObjective<T>::kronecker_factor_averages(const Vector<T>& x, FisherKind 
                         std::to_string(g));
     }
   }
-  const T keep = static_cast<T>(previous ? decay : 0.0), take = T(1) - keep;
   out.A.resize(blocks.size());
   out.G.resize(blocks.size());
   for (std::size_t b = 0; b < blocks.size(); ++b) {  // a_panel writes into out.A
@@ -416,10 +419,10 @@ T NetworkObjective<T>::kronecker_factor_averages(const Vector<T>& x, FisherKind 
   }
   kron_previous_ = previous;
   kron_out_ = &out;
-  kron_keep_ = keep;
-  kron_take_ = take;
-  int slices = 1;
-  double loss = kronecker_pass(x, kind, rng, gradient, slices);
+  kron_keep_ = static_cast<T>(previous ? decay : 0.0);
+  kron_take_ = T(1) - kron_keep_;
+  double loss = kronecker_pass(x, kind, rng, gradient);
+  const int slices = kron_slices_;
   kron_out_ = nullptr;
   kron_previous_ = nullptr;
   // The slices' sums in a fixed order, then means. The output adjoints carry
@@ -431,32 +434,26 @@ T NetworkObjective<T>::kronecker_factor_averages(const Vector<T>& x, FisherKind 
                           std::vector<Matrix<T>> Workspace::*sums, std::size_t b, T scale) {
     const Index size = (workspaces_.front().*sums)[b].rows();
     if (dst.rows() != size || dst.cols() != size) dst.setZero(size, size);
-    T check = 0;  // x * 0 summed: 0 exactly when every entry is finite
+    T check = 0;
     for (Index j = 0; j < size; ++j) {
       auto column = dst.col(j).tail(size - j);
       column = (workspaces_.front().*sums)[b].col(j).tail(size - j);
       for (int t = 1; t < slices; ++t)
         column += (workspaces_[static_cast<std::size_t>(t)].*sums)[b].col(j).tail(size - j);
-      column *= scale;
-      if (old) column = keep * old->col(j).tail(size - j) + take * column;
-      check += (column.array() * T(0)).sum();
+      check += average_column(column, scale, old, j);
     }
     if (check != T(0) && nonfinite_block < 0) nonfinite_block = static_cast<Index>(b);
   };
-  if (a_by_panels_) {
-    std::vector<T>& checks = panel_checks_;
-    for (std::size_t b = 0; b < blocks.size(); ++b) {
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    if (a_by_panels_) {  // A is done: its panels' checks
       T check = 0;
       for (std::size_t p = 0; p < panels_.size(); ++p)
-        if (panels_[p].block == b) check += checks[p];
+        if (panels_[p].block == b) check += panel_checks_[p];
       if (check != T(0) && nonfinite_block < 0) nonfinite_block = static_cast<Index>(b);
-      reduce(out.G[b], previous ? &previous->G[b] : nullptr, &Workspace::g_sums, b, n);
-    }
-  } else {
-    for (std::size_t b = 0; b < blocks.size(); ++b) {
+    } else {
       reduce(out.A[b], previous ? &previous->A[b] : nullptr, &Workspace::a_sums, b, T(1) / n);
-      reduce(out.G[b], previous ? &previous->G[b] : nullptr, &Workspace::g_sums, b, n);
     }
+    reduce(out.G[b], previous ? &previous->G[b] : nullptr, &Workspace::g_sums, b, n);
   }
   if (options_.l2 > 0) {
     loss += 0.5 * options_.l2 * static_cast<double>(x.squaredNorm());

@@ -197,14 +197,19 @@ class NetworkObjective {
   void draw_randoms(Rng& rng, bool normal);
   // The Kronecker pass into the used workspaces' lower-triangular sums;
   // returns the loss and the number of slices used.
-  double kronecker_pass(const Vector<T>& x, FisherKind kind, Rng& rng, Vector<T>* gradient,
-                        int& slices);
+  // The slices used are kron_slices_.
+  double kronecker_pass(const Vector<T>& x, FisherKind kind, Rng& rng, Vector<T>* gradient);
   // The Kronecker pass's A factors when every slice is one chunk: after the
   // slices, column panels of each A's lower triangle, shared out over the
   // threads (an orphaned omp for), each panel the products of the slices'
   // inputs folded into the averages (kron_out_, kron_previous_).
   void a_panels();
   void a_panel(std::size_t p);
+  // The mean and the moving average of column j of a factor's lower
+  // triangle (rows j ..), in place; returns its x * 0 sum (0 exactly when
+  // every entry is finite). `old` is null for no average.
+  template <class Column>
+  T average_column(Column column, T scale, const Matrix<T>* old, Index j) const;
   // Layer l's input in slice t of the last Kronecker pass.
   Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>> slice_input(int t, Index l) const;
   // squares (not null): each Dense layer adds its (D o D)(A o A)^T there.
@@ -224,11 +229,11 @@ class NetworkObjective {
 
   std::vector<Workspace> workspaces_;  // one per thread
   std::vector<Index> block_of_layer_;  // Dense layer -> parameter block, -1 otherwise
-  // A by panels: the panels (block, first column, width), each panel's NaN
-  // check, and the averaging the pass was asked for.
+  // A by panels: the panels (block, its layer, first column, width), each
+  // panel's NaN check, and the averaging the pass was asked for.
   struct Panel {
     std::size_t block = 0;
-    Index begin = 0, width = 0;
+    Index layer = 0, begin = 0, width = 0;
   };
   std::vector<Panel> panels_;
   std::vector<T> panel_checks_;

@@ -177,11 +177,11 @@ struct KfacLowRankInverse {
 
   /// Sizes basis [n, r] and scale [r] (zeros, no basis to warm-start from).
   void resize(Index n, Index r);
-  /// Reads only the lower triangle of F.
   /// `iterations` steps of subspace iteration from the current basis (from a
   /// Gaussian basis seeded by `seed`, with three times the iterations, when
-  /// there is none), then Rayleigh-Ritz. Returns false (and forgets the
-  /// basis) if anything is not finite. Allocates its workspaces.
+  /// there is none), then Rayleigh-Ritz. Reads only the lower triangle of F.
+  /// Returns false (and forgets the basis) if anything is not finite.
+  /// Allocates its workspaces.
   bool compute(const Eigen::Ref<const Matrix<T>>& F, double shift, Index iterations,
                std::uint64_t seed);
 };
