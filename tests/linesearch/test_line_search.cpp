@@ -10,6 +10,7 @@
 #include <limits>
 #include <string>
 
+#include "../common/errors.hpp"
 #include "hesse/linesearch/line_search.hpp"
 #include "hesse/objective/problems.hpp"
 
@@ -306,12 +307,7 @@ INSTANTIATE_TEST_SUITE_P(LineSearch, EitherKind,
 
 TEST(LineSearchOptions, ValidateNamesFieldValueAndRule) {
   auto message = [](LineSearchOptions options) {
-    try {
-      options.validate("bfgs.line_search");
-    } catch (const hesse::InvalidArgument& error) {
-      return std::string(error.what());
-    }
-    return std::string();
+    return hesse::testing::invalid_argument_message([&] { options.validate("bfgs.line_search"); });
   };
   EXPECT_EQ(message(LineSearchOptions{}), "");
   LineSearchOptions options;

@@ -4,6 +4,7 @@
 
 #include <Eigen/Cholesky>
 
+#include "../common/errors.hpp"
 #include "hesse/core/error.hpp"
 #include "model_test_data.hpp"
 
@@ -13,6 +14,7 @@ using hesse::Index;
 using hesse::Matrix;
 using hesse::Vector;
 using hesse::models::LinearLeastSquares;
+using hesse::testing::invalid_argument_message;
 
 /// [X^T, 1] (or X^T): the Jacobian of the predictions by theta.
 Matrix<double> jacobian(const hesse::data::Dataset<double>& data, bool intercept) {
@@ -86,21 +88,13 @@ TEST(LinearLeastSquares, FloatAgreesWithDouble) {
 TEST(LinearLeastSquares, RejectsBadDataAndOptions) {
   auto data = hesse::test::make_regression(10, 3, false, 25);
   EXPECT_THROW(LinearLeastSquares<double>(data, {.l2 = -1}), hesse::InvalidArgument);
-  try {
-    LinearLeastSquares<double> f(data, {.l2 = -0.5});
-    FAIL() << "no exception";
-  } catch (const hesse::InvalidArgument& e) {
-    EXPECT_STREQ(e.what(), "LinearLeastSquaresOptions::l2 = -0.5: must be finite and >= 0");
-  }
+  EXPECT_EQ(invalid_argument_message([&] { LinearLeastSquares<double> f(data, {.l2 = -0.5}); }),
+            "LinearLeastSquaresOptions::l2 = -0.5: must be finite and >= 0");
   auto two_outputs = data;
   two_outputs.targets.resize(2, 10);
   two_outputs.targets.setZero();
-  try {
-    LinearLeastSquares<double> f(two_outputs);
-    FAIL() << "no exception";
-  } catch (const hesse::InvalidArgument& e) {
-    EXPECT_STREQ(e.what(), "LinearLeastSquares: targets must have 1 row (one regression output), got 2");
-  }
+  EXPECT_EQ(invalid_argument_message([&] { LinearLeastSquares<double> f(two_outputs); }),
+            "LinearLeastSquares: targets must have 1 row (one regression output), got 2");
   auto short_targets = data;
   short_targets.targets.resize(1, 9);
   EXPECT_THROW(LinearLeastSquares<double>{short_targets}, hesse::InvalidArgument);
@@ -110,12 +104,8 @@ TEST(LinearLeastSquares, RejectsBadDataAndOptions) {
   LinearLeastSquares<double> f(data);
   EXPECT_THROW(f.value(Vector<double>::Zero(4)), hesse::InvalidArgument);
   const std::vector<Index> outside = {0, 10};
-  try {
-    f.select_batch(outside);
-    FAIL() << "no exception";
-  } catch (const hesse::InvalidArgument& e) {
-    EXPECT_STREQ(e.what(), "select_batch: sample index 10 is outside [0, 10)");
-  }
+  EXPECT_EQ(invalid_argument_message([&] { f.select_batch(outside); }),
+            "select_batch: sample index 10 is outside [0, 10)");
   EXPECT_THROW(f.select_batch(std::span<const Index>()), hesse::InvalidArgument);
 }
 

@@ -10,6 +10,7 @@
 #include <tuple>
 #include <vector>
 
+#include "../common/errors.hpp"
 #include "hesse/core/error.hpp"
 #include "hesse/models/softmax_regression.hpp"
 #include "model_test_data.hpp"
@@ -21,6 +22,7 @@ using hesse::Matrix;
 using hesse::Vector;
 using hesse::models::LogisticRegression;
 using hesse::models::LogisticRegressionOptions;
+using hesse::testing::invalid_argument_message;
 
 /// The objective written out sample by sample, in long double.
 double direct_value(const hesse::data::Dataset<double>& data, const Vector<double>& theta, double l2,
@@ -334,22 +336,13 @@ TEST(LogisticRegression, RejectsBadData) {
   auto data = hesse::test::make_classification(10, 3, 2, false, 35);
   auto three_classes = data;
   three_classes.num_classes = 3;
-  try {
-    LogisticRegression<double> f(three_classes);
-    FAIL() << "no exception";
-  } catch (const hesse::InvalidArgument& e) {
-    EXPECT_STREQ(e.what(),
-                 "LogisticRegression: needs a binary data set (num_classes = 2), got num_classes = 3; "
-                 "use SoftmaxRegression for more classes");
-  }
+  EXPECT_EQ(invalid_argument_message([&] { LogisticRegression<double> f(three_classes); }),
+            "LogisticRegression: needs a binary data set (num_classes = 2), got num_classes = 3; "
+            "use SoftmaxRegression for more classes");
   auto bad_label = data;
   bad_label.targets(0, 4) = -1;
-  try {
-    LogisticRegression<double> f(bad_label);
-    FAIL() << "no exception";
-  } catch (const hesse::InvalidArgument& e) {
-    EXPECT_STREQ(e.what(), "LogisticRegression: label of sample 4 is -1.000000, expected 0 or 1");
-  }
+  EXPECT_EQ(invalid_argument_message([&] { LogisticRegression<double> f(bad_label); }),
+            "LogisticRegression: label of sample 4 is -1.000000, expected 0 or 1");
   EXPECT_THROW(LogisticRegression<double>(data, {.l2 = std::nan("")}), hesse::InvalidArgument);
   LogisticRegression<double> f(data);
   Vector<double> out;

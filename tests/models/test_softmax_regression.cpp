@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "../common/errors.hpp"
 #include "hesse/core/error.hpp"
 #include "model_test_data.hpp"
 
@@ -13,6 +14,7 @@ using hesse::Index;
 using hesse::Matrix;
 using hesse::Vector;
 using hesse::models::SoftmaxRegression;
+using hesse::testing::invalid_argument_message;
 
 TEST(SoftmaxRegression, MatchesTheDirectPerSampleFormula) {
   const auto data = hesse::test::make_classification(40, 3, 4, false, 41);
@@ -61,12 +63,8 @@ TEST(SoftmaxRegression, RejectsBadLabels) {
   auto data = hesse::test::make_classification(10, 2, 3, false, 44);
   auto out_of_range = data;
   out_of_range.targets(0, 2) = 3;
-  try {
-    SoftmaxRegression<double> f(out_of_range);
-    FAIL() << "no exception";
-  } catch (const hesse::InvalidArgument& e) {
-    EXPECT_STREQ(e.what(), "SoftmaxRegression: label of sample 2 is 3.000000, expected an integer in [0, 3)");
-  }
+  EXPECT_EQ(invalid_argument_message([&] { SoftmaxRegression<double> f(out_of_range); }),
+            "SoftmaxRegression: label of sample 2 is 3.000000, expected an integer in [0, 3)");
   auto fractional = data;
   fractional.targets(0, 0) = 0.5;
   EXPECT_THROW(SoftmaxRegression<double>{fractional}, hesse::InvalidArgument);

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <string>
 
+#include "../common/errors.hpp"
 #include "hesse/core/rng.hpp"
 #include "hesse/objective/derivative_check.hpp"
 
@@ -270,12 +271,8 @@ TEST(DerivativeCheckOptions, ValidateNamesFieldValueAndRule) {
   hesse::DerivativeCheckOptions options;
   EXPECT_NO_THROW(options.validate());
   options.tolerance = -1;
-  try {
-    options.validate();
-    FAIL() << "no exception";
-  } catch (const hesse::InvalidArgument& e) {
-    EXPECT_STREQ(e.what(), "DerivativeCheckOptions::tolerance = -1.000e+00: must be finite and > 0");
-  }
+  EXPECT_EQ(hesse::testing::invalid_argument_message([&] { options.validate(); }),
+            "DerivativeCheckOptions::tolerance = -1.000e+00: must be finite and > 0");
   options = {};
   options.num_directions = 0;
   EXPECT_THROW(options.validate(), hesse::InvalidArgument);

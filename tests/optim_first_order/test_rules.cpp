@@ -7,11 +7,13 @@
 #include <array>
 #include <cstring>
 
+#include "../common/errors.hpp"
 #include "first_order_test_util.hpp"
 
 namespace hesse::optim {
 namespace {
 
+using hesse::testing::invalid_argument_message;
 using test_util::Config;
 using test_util::Quadratic;
 
@@ -157,13 +159,10 @@ TEST(FirstOrderFactory, KnowsItsNamesAndTheConveniences) {
 
 void expect_invalid(const std::string& optimizer, const OptimizerSettings& settings,
                     const std::string& message) {
-  try {
-    make_first_order<double>(optimizer, settings);
-    ADD_FAILURE() << optimizer << ": no exception, expected '" << message << "'";
-  } catch (const InvalidArgument& e) {
-    EXPECT_NE(std::string(e.what()).find(message), std::string::npos)
-        << "got '" << e.what() << "', expected '" << message << "'";
-  }
+  const std::string got =
+      invalid_argument_message([&] { make_first_order<double>(optimizer, settings); });
+  EXPECT_NE(got.find(message), std::string::npos)
+      << optimizer << ": got '" << got << "', expected '" << message << "'";
 }
 
 TEST(FirstOrderOptions, BadValuesNameFieldValueAndRule) {
@@ -208,14 +207,9 @@ TEST(FirstOrderOptions, SetLearningRateValidates) {
     auto optimizer = test_util::make<double>(config);
     optimizer->set_learning_rate(0.25);
     EXPECT_EQ(optimizer->learning_rate(), 0.25);
-    try {
-      optimizer->set_learning_rate(-1);
-      ADD_FAILURE() << config.label;
-    } catch (const InvalidArgument& e) {
-      EXPECT_NE(std::string(e.what()).find(optimizer->name() + ".learning_rate = -1"),
-                std::string::npos)
-          << e.what();
-    }
+    const std::string message = invalid_argument_message([&] { optimizer->set_learning_rate(-1); });
+    EXPECT_NE(message.find(optimizer->name() + ".learning_rate = -1"), std::string::npos)
+        << config.label << ": " << message;
     EXPECT_EQ(optimizer->learning_rate(), 0.25);
   }
 }

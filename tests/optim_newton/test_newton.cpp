@@ -7,6 +7,7 @@
 #include <limits>
 #include <string>
 
+#include "../common/errors.hpp"
 #include "hesse/objective/problems.hpp"
 #include "hesse/optim/newton.hpp"
 #include "hesse/optim/newton_cg.hpp"
@@ -324,12 +325,7 @@ TEST(TrustExact, HardCaseAtTheStart) {
 
 template <class Options>
 std::string message_of(const Options& options) {
-  try {
-    options.validate();
-  } catch (const InvalidArgument& e) {
-    return e.what();
-  }
-  return "";
+  return hesse::testing::invalid_argument_message([&] { options.validate(); });
 }
 
 TEST(Validate, MessagesNameFieldValueAndRule) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/errors.hpp"
 #include "hesse/objective/problems.hpp"
 #include "hesse/optim/bfgs.hpp"
 #include "hesse/optim/gradient_descent.hpp"
@@ -27,6 +28,7 @@ using hesse::optim::IterationRecord;
 using hesse::optim::LbfgsOptions;
 using hesse::optim::Summary;
 using hesse::optim::TerminationReason;
+using hesse::testing::invalid_argument_message;
 namespace problems = hesse::problems;
 
 // Max over i of |x_i - x*_i| / max(|x*_i|, floor): relative where x*_i is
@@ -268,32 +270,16 @@ TEST(Bfgs, ValidateNamesFieldValueAndRule) {
   Vector<double> x = f.standard_start();
   BfgsOptions options;
   options.curvature_threshold = -1;
-  EXPECT_THROW(
-      {
-        try {
-          hesse::optim::minimize(f, x, options);
-        } catch (const hesse::InvalidArgument& error) {
-          EXPECT_STREQ(error.what(), "bfgs.curvature_threshold = -1: must be in [0, 1)");
-          throw;
-        }
-      },
-      hesse::InvalidArgument);
+  EXPECT_EQ(invalid_argument_message([&] { hesse::optim::minimize(f, x, options); }),
+            "bfgs.curvature_threshold = -1: must be in [0, 1)");
   options = {};
   options.line_search.curvature = 2;
-  try {
-    options.validate();
-    ADD_FAILURE() << "no exception";
-  } catch (const hesse::InvalidArgument& error) {
-    EXPECT_EQ(std::string(error.what()).rfind("bfgs.line_search.curvature = 2: ", 0), 0u) << error.what();
-  }
+  const std::string curvature = invalid_argument_message([&] { options.validate(); });
+  EXPECT_EQ(curvature.rfind("bfgs.line_search.curvature = 2: ", 0), 0u) << curvature;
   options = {};
   options.termination.max_iterations = -1;
-  try {
-    hesse::optim::minimize(f, x, options);
-    ADD_FAILURE() << "no exception";
-  } catch (const hesse::InvalidArgument& error) {
-    EXPECT_STREQ(error.what(), "bfgs.termination.max_iterations = -1: must be >= 0");
-  }
+  EXPECT_EQ(invalid_argument_message([&] { hesse::optim::minimize(f, x, options); }),
+            "bfgs.termination.max_iterations = -1: must be >= 0");
 }
 
 // ---------------------------------------------------------------- L-BFGS only
@@ -314,20 +300,12 @@ TEST(Lbfgs, MemoryOneAndLargeMemoryBothConverge) {
 TEST(Lbfgs, ValidateNamesFieldValueAndRule) {
   LbfgsOptions options;
   options.memory = 0;
-  try {
-    options.validate();
-    ADD_FAILURE() << "no exception";
-  } catch (const hesse::InvalidArgument& error) {
-    EXPECT_STREQ(error.what(), "lbfgs.memory = 0: must be >= 1");
-  }
+  EXPECT_EQ(invalid_argument_message([&] { options.validate(); }),
+            "lbfgs.memory = 0: must be >= 1");
   options = {};
   options.line_search.max_trials = 0;
-  try {
-    options.validate();
-    ADD_FAILURE() << "no exception";
-  } catch (const hesse::InvalidArgument& error) {
-    EXPECT_STREQ(error.what(), "lbfgs.line_search.max_trials = 0: must be >= 1");
-  }
+  EXPECT_EQ(invalid_argument_message([&] { options.validate(); }),
+            "lbfgs.line_search.max_trials = 0: must be >= 1");
 }
 
 TEST(Lbfgs, MatchesSciPyLbfgsbOnRosenbrockWhenAvailable) {
@@ -451,21 +429,12 @@ TEST(GradientDescent, NonFiniteFixedStepEndsAtTheStartWithAnEvent) {
 TEST(GradientDescent, ValidateNamesFieldValueAndRule) {
   GradientDescentOptions options;
   options.learning_rate = 0;
-  try {
-    options.validate();
-    ADD_FAILURE() << "no exception";
-  } catch (const hesse::InvalidArgument& error) {
-    EXPECT_STREQ(error.what(), "gradient_descent.learning_rate = 0: must be finite and > 0");
-  }
+  EXPECT_EQ(invalid_argument_message([&] { options.validate(); }),
+            "gradient_descent.learning_rate = 0: must be finite and > 0");
   options = {};
   options.line_search->sufficient_decrease = 1;
-  try {
-    options.validate();
-    ADD_FAILURE() << "no exception";
-  } catch (const hesse::InvalidArgument& error) {
-    EXPECT_STREQ(error.what(),
-                 "gradient_descent.line_search.sufficient_decrease = 1: must be in (0, 1)");
-  }
+  EXPECT_EQ(invalid_argument_message([&] { options.validate(); }),
+            "gradient_descent.line_search.sufficient_decrease = 1: must be in (0, 1)");
 }
 
 }  // namespace

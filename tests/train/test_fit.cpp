@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../common/errors.hpp"
 #include "../common/small_network.hpp"
 #include "hesse/train/fit.hpp"
 
@@ -304,12 +305,10 @@ TEST_F(Fit, JsonLinesLogHasEveryEvaluationAndTheResult) {
 TEST_F(Fit, BadOptionsNameTheField) {
   TestSgd<double> opt(0.05);
   auto expect_message = [&](FitOptions o, const std::string& part) {
-    try {
-      fit(net, kLoss, train, &test, opt, x, o);
-      ADD_FAILURE() << "no error for " << part;
-    } catch (const InvalidArgument& e) {
-      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-    }
+    const std::string message =
+        testing::invalid_argument_message([&] { fit(net, kLoss, train, &test, opt, x, o); });
+    EXPECT_NE(message.find(part), std::string::npos)
+        << "expected " << part << ", got '" << message << "'";
   };
   expect_message({.epochs = 0}, "FitOptions.epochs");
   expect_message({.batch_size = -1}, "FitOptions.batch_size");
