@@ -1,30 +1,43 @@
 #include "hesse/linalg/dense.hpp"
 
+#include <Eigen/QR>
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <random>
 
+#include "hesse/core/error.hpp"
+#include "hesse/core/rng.hpp"
 #include "hesse/linalg/cg.hpp"
 
 namespace hesse::linalg {
 
 const char* to_string(CgStatus status) {
   switch (status) {
-    case CgStatus::Converged: return "converged";
-    case CgStatus::IterationLimit: return "iteration limit";
-    case CgStatus::NegativeCurvature: return "negative curvature";
-    case CgStatus::TrustRegionBoundary: return "trust-region boundary";
-    case CgStatus::Breakdown: return "breakdown";
+    case CgStatus::Converged:
+      return "converged";
+    case CgStatus::IterationLimit:
+      return "iteration limit";
+    case CgStatus::NegativeCurvature:
+      return "negative curvature";
+    case CgStatus::TrustRegionBoundary:
+      return "trust-region boundary";
+    case CgStatus::Breakdown:
+      return "breakdown";
   }
   return "unknown";
 }
 
 const char* to_string(Definiteness definiteness) {
   switch (definiteness) {
-    case Definiteness::PositiveDefinite: return "positive definite";
-    case Definiteness::PositiveSemidefinite: return "positive semidefinite";
-    case Definiteness::Indefinite: return "indefinite";
-    case Definiteness::NegativeDefinite: return "negative definite";
+    case Definiteness::PositiveDefinite:
+      return "positive definite";
+    case Definiteness::PositiveSemidefinite:
+      return "positive semidefinite";
+    case Definiteness::Indefinite:
+      return "indefinite";
+    case Definiteness::NegativeDefinite:
+      return "negative definite";
   }
   return "unknown";
 }
@@ -123,7 +136,8 @@ TrustRegionSubproblemResult solve_trust_region_subproblem(
     ++cluster;
   }
   a_cluster = std::sqrt(a_cluster);
-  if (lambda1 <= 0 && a_cluster <= 100 * std::numeric_limits<T>::epsilon() * std::max(a_norm, 1e-300)) {
+  if (lambda1 <= 0 &&
+      a_cluster <= 100 * std::numeric_limits<T>::epsilon() * std::max(a_norm, 1e-300)) {
     // Possible hard case (N&W eq. 4.45): the secular equation may have no root
     // above -lambda_1; take p(-lambda_1) on the other eigenvectors and fill up
     // to the boundary along v_1.
@@ -150,7 +164,10 @@ TrustRegionSubproblemResult solve_trust_region_subproblem(
     result.iterations = iteration + 1;
     const double norm = norm_at(l);
     if (std::abs(norm - radius) <= relative_tolerance * radius) break;
-    if (norm > radius) lo = l; else hi = l;
+    if (norm > radius)
+      lo = l;
+    else
+      hi = l;
     // Newton step on 1/radius - 1/|p(l)| (N&W Alg. 4.3):
     // l += (|p| / |q|)^2 (|p| - radius) / radius,  |q|^2 = sum a_i^2 / (lambda_i + l)^3.
     double q_squared = 0;
@@ -169,19 +186,65 @@ TrustRegionSubproblemResult solve_trust_region_subproblem(
   return finish();
 }
 
-template DampedCholeskyResult damped_cholesky<float>(const Matrix<float>&, Eigen::LLT<Matrix<float>>&,
+// The Ritz values of F on the subspace after `iterations` products with
+// re-orthonormalisation; the basis is warm-started by the caller's previous
+// result, which for moving averages changes little between calls.
+template <class T>
+bool top_eigenpairs(const Eigen::Ref<const Matrix<T>>& F, Matrix<T>& basis, bool warm,
+                    Index iterations, std::uint64_t seed, Vector<double>& values,
+                    double& rest_mean) {
+  const Index n = F.rows(), r = basis.cols();
+  HESSE_REQUIRE(F.cols() == n && basis.rows() == n && r > 0 && r < n,
+                "top_eigenpairs: a " + std::to_string(F.rows()) + " x " + std::to_string(F.cols()) +
+                    " matrix with a basis of " + std::to_string(basis.rows()) + " x " +
+                    std::to_string(r) + " (needs a square matrix and 0 < r < n)");
+  if (!warm) {
+    Rng start(seed);
+    std::normal_distribution<double> draw(0.0, 1.0);
+    for (Index j = 0; j < r; ++j)
+      for (Index i = 0; i < n; ++i) basis(i, j) = static_cast<T>(draw(start));
+    iterations *= 3;
+  }
+  Matrix<T> image(n, r);
+  Eigen::HouseholderQR<Matrix<T>> qr(n, r);
+  for (Index it = 0; it < iterations; ++it) {
+    image.noalias() = F.template selfadjointView<Eigen::Lower>() * basis;
+    qr.compute(image);
+    basis.setIdentity();
+    basis = qr.householderQ() * basis;
+  }
+  image.noalias() = F.template selfadjointView<Eigen::Lower>() * basis;
+  const Matrix<T> projected = basis.transpose() * image;
+  Eigen::SelfAdjointEigenSolver<Matrix<T>> eigen(projected);
+  if (eigen.info() != Eigen::Success) return false;
+  image.noalias() = basis * eigen.eigenvectors();
+  basis = image;
+  values = eigen.eigenvalues().template cast<double>().cwiseMax(0.0);
+  // The other n - r eigenvalues by their mean: what is left of the trace.
+  rest_mean =
+      std::max(0.0, (static_cast<double>(F.trace()) - values.sum()) / static_cast<double>(n - r));
+  return basis.allFinite() && values.allFinite() && std::isfinite(rest_mean);
+}
+
+template DampedCholeskyResult damped_cholesky<float>(const Matrix<float>&,
+                                                     Eigen::LLT<Matrix<float>>&,
                                                      const DampingOptions&);
 template DampedCholeskyResult damped_cholesky<double>(const Matrix<double>&,
                                                       Eigen::LLT<Matrix<double>>&,
                                                       const DampingOptions&);
-template bool symmetric_eigen<float>(const Matrix<float>&, Eigen::SelfAdjointEigenSolver<Matrix<float>>&);
+template bool symmetric_eigen<float>(const Matrix<float>&,
+                                     Eigen::SelfAdjointEigenSolver<Matrix<float>>&);
 template bool symmetric_eigen<double>(const Matrix<double>&,
                                       Eigen::SelfAdjointEigenSolver<Matrix<double>>&);
+template bool top_eigenpairs<float>(const Eigen::Ref<const Matrix<float>>&, Matrix<float>&, bool,
+                                    Index, std::uint64_t, Vector<double>&, double&);
+template bool top_eigenpairs<double>(const Eigen::Ref<const Matrix<double>>&, Matrix<double>&, bool,
+                                     Index, std::uint64_t, Vector<double>&, double&);
 template Definiteness classify<float>(const Vector<float>&, double);
 template Definiteness classify<double>(const Vector<double>&, double);
 template TrustRegionSubproblemResult solve_trust_region_subproblem<float>(
-    const Eigen::SelfAdjointEigenSolver<Matrix<float>>&, const Vector<float>&, double, Vector<float>&,
-    double);
+    const Eigen::SelfAdjointEigenSolver<Matrix<float>>&, const Vector<float>&, double,
+    Vector<float>&, double);
 template TrustRegionSubproblemResult solve_trust_region_subproblem<double>(
     const Eigen::SelfAdjointEigenSolver<Matrix<double>>&, const Vector<double>&, double,
     Vector<double>&, double);

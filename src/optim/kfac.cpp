@@ -1,17 +1,16 @@
 #include "hesse/optim/kfac.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <sstream>
 #include <utility>
 
-#include <Eigen/QR>
-#include <omp.h>
-#include <random>
-
 #include "hesse/core/error.hpp"
 #include "hesse/core/finite.hpp"
+#include "hesse/linalg/dense.hpp"
 
 namespace hesse::optim {
 
@@ -199,7 +198,8 @@ void Kfac<T>::allocate(const std::vector<ParameterBlock>& layout, Index dimensio
   plain_ranges_.clear();
   Index next = 0;
   for (const auto& [begin, end] : covered) {
-    HESSE_REQUIRE(begin >= next, "kfac: parameter blocks overlap at offset " + std::to_string(begin));
+    HESSE_REQUIRE(begin >= next,
+                  "kfac: parameter blocks overlap at offset " + std::to_string(begin));
     if (begin > next) plain_ranges_.emplace_back(next, begin);
     next = end;
   }
@@ -308,8 +308,8 @@ bool Kfac<T>::refresh_inverses(const nn::KroneckerFactors<T>& candidates, std::s
       const double mean_g = static_cast<double>(G.trace()) / static_cast<double>(rows);
       double pi = std::sqrt(mean_a / mean_g);
       if (!(mean_a > 0 && mean_g > 0 && std::isfinite(pi))) pi = 1;
-      auto invert = [&](const auto& F, double shift, Eigen::LLT<Matrix<T>>& llt,
-                        Matrix<T>& inverse, LowRank& low, std::uint64_t stream) {
+      auto invert = [&](const auto& F, double shift, Eigen::LLT<Matrix<T>>& llt, Matrix<T>& inverse,
+                        LowRank& low, std::uint64_t stream) {
         if (low.active)
           return low.compute(F, shift, options_.subspace_iterations,
                              options_.seed ^ (0x9E3779B97F4A7C15ULL * (stream + 1)));
@@ -358,10 +358,8 @@ void KfacLowRankInverse<T>::resize(Index n, Index r) {
   have_basis = false;
 }
 
-// Subspace iteration for the top r eigenpairs of the symmetric F (Halko,
-// Martinsson & Tropp 2011, alg. 4.4 without oversampling; warm-started from
-// the previous basis, which the moving averages change little between
-// refreshes), then Rayleigh-Ritz on the basis.
+// The top r eigenpairs by linalg::top_eigenpairs, warm-started from the
+// previous basis.
 template <class T>
 bool KfacLowRankInverse<T>::compute(const Eigen::Ref<const Matrix<T>>& F, double shift,
                                     Index iterations, std::uint64_t seed) {
@@ -370,37 +368,16 @@ bool KfacLowRankInverse<T>::compute(const Eigen::Ref<const Matrix<T>>& F, double
                 "kfac: low-rank inverse of a " + std::to_string(F.rows()) + " x " +
                     std::to_string(F.cols()) + " factor with a basis of " +
                     std::to_string(basis.rows()) + " x " + std::to_string(r));
-  if (!have_basis) {
-    Rng start(seed);
-    std::normal_distribution<double> draw(0.0, 1.0);
-    for (Index j = 0; j < r; ++j)
-      for (Index i = 0; i < n; ++i) basis(i, j) = static_cast<T>(draw(start));
-    iterations *= 3;
-  }
+  const bool warm = have_basis;
   have_basis = false;
-  Matrix<T> image(n, r);
-  Eigen::HouseholderQR<Matrix<T>> qr(n, r);
-  for (Index it = 0; it < iterations; ++it) {
-    image.noalias() = F.template selfadjointView<Eigen::Lower>() * basis;
-    qr.compute(image);
-    basis.setIdentity();
-    basis = qr.householderQ() * basis;
-  }
-  image.noalias() = F.template selfadjointView<Eigen::Lower>() * basis;
-  const Matrix<T> projected = basis.transpose() * image;
-  Eigen::SelfAdjointEigenSolver<Matrix<T>> eigen(projected);
-  if (eigen.info() != Eigen::Success) return false;
-  image.noalias() = basis * eigen.eigenvectors();
-  basis = image;
-  const Vector<double> values = eigen.eigenvalues().template cast<double>().cwiseMax(0.0);
-  // The other n - r eigenvalues by their mean: what is left of the trace.
-  const double rest_mean =
-      std::max(0.0, (static_cast<double>(F.trace()) - values.sum()) / static_cast<double>(n - r));
+  Vector<double> values;
+  double rest_mean = 0;
+  if (!linalg::top_eigenpairs<T>(F, basis, warm, iterations, seed, values, rest_mean)) return false;
   const double inverse_rest = 1 / (rest_mean + shift);
   for (Index i = 0; i < r; ++i) scale[i] = static_cast<T>(1 / (values[i] + shift) - inverse_rest);
   rest = static_cast<T>(inverse_rest);
   // A basis with NaN/Inf must not warm-start the next refresh.
-  have_basis = all_finite(basis) && all_finite(scale) && std::isfinite(inverse_rest);
+  have_basis = all_finite(scale) && std::isfinite(inverse_rest);
   return have_basis;
 }
 
@@ -524,17 +501,15 @@ StepResult Kfac<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<cons
   // the objective folds the batch into them (lower triangles) and checks them.
   Index nonfinite_block = -1;
   if (statistics) {
-    loss = network->kronecker_factor_averages(x, options_.fisher, rng_,
-                                              have_factors_ ? &factors_ : nullptr,
-                                              options_.ema_decay, batch_factors_, &gradient_,
-                                              nonfinite_block);
+    loss = network->kronecker_factor_averages(
+        x, options_.fisher, rng_, have_factors_ ? &factors_ : nullptr, options_.ema_decay,
+        batch_factors_, &gradient_, nonfinite_block);
   } else {
     loss = f.value_and_gradient(x, &gradient_);
   }
-  HESSE_ASSERT(gradient_.size() == dimension_, "kfac: the objective returned a gradient of " +
-                                                   std::to_string(gradient_.size()) +
-                                                   " values for " + std::to_string(dimension_) +
-                                                   " parameters");
+  HESSE_ASSERT(gradient_.size() == dimension_,
+               "kfac: the objective returned a gradient of " + std::to_string(gradient_.size()) +
+                   " values for " + std::to_string(dimension_) + " parameters");
   result.loss = static_cast<double>(loss);
   result.gradient_norm = static_cast<double>(gradient_.norm());
   result.gradient_evaluations = 1;
@@ -546,7 +521,8 @@ StepResult Kfac<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<cons
   // The averages of finite old factors are NaN/Inf exactly where the
   // batch's are, so the check runs once, on what becomes the average.
   if (nonfinite_block >= 0)
-    return reject(result, "non-finite Kronecker factors in block " + std::to_string(nonfinite_block));
+    return reject(result,
+                  "non-finite Kronecker factors in block " + std::to_string(nonfinite_block));
   const nn::KroneckerFactors<T>* averages = statistics ? &batch_factors_ : &factors_;
 
   if (options_.weight_decay > 0) gradient_ += static_cast<T>(options_.weight_decay) * x;
@@ -604,9 +580,9 @@ StepResult Kfac<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<cons
     result.curvature_products = 1;
     const double eta = options_.weight_decay;
     const double delta_squared = static_cast<double>(trial_.squaredNorm());
-    const double model = static_cast<double>(gradient_.dot(trial_)) +
-                         0.5 * (static_cast<double>(trial_.dot(curvature_product_)) +
-                                eta * delta_squared);
+    const double model =
+        static_cast<double>(gradient_.dot(trial_)) +
+        0.5 * (static_cast<double>(trial_.dot(curvature_product_)) + eta * delta_squared);
     const double before =
         result.loss + (eta > 0 ? 0.5 * eta * static_cast<double>(x.squaredNorm()) : 0.0);
     trial_ += x;
@@ -644,9 +620,12 @@ StepResult Kfac<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<cons
   }
   if (adapt) {
     last_rho_ = rho;
-    const double omega = std::pow(options_.damping_decay, static_cast<double>(options_.damping_every));
-    if (rho > 0.75) damping_ = std::max(options_.min_damping, damping_ * omega);
-    else if (rho < 0.25) damping_ = std::min(options_.max_damping, damping_ / omega);
+    const double omega =
+        std::pow(options_.damping_decay, static_cast<double>(options_.damping_every));
+    if (rho > 0.75)
+      damping_ = std::max(options_.min_damping, damping_ * omega);
+    else if (rho < 0.25)
+      damping_ = std::min(options_.max_damping, damping_ / omega);
   }
   ++this->steps_;
   return result;
@@ -668,17 +647,18 @@ void Kfac<T>::save_state(StateDict& state) const {
   Vector<double> layout(static_cast<Index>(blocks_.size()) * kLayoutFields);
   for (std::size_t b = 0; b < blocks_.size(); ++b) {
     const ParameterBlock& p = blocks_[b].layout;
-    layout.segment(static_cast<Index>(b) * kLayoutFields, kLayoutFields)
-        << double(p.layer), double(p.weight_offset), double(p.rows), double(p.cols),
-        double(p.bias_offset);
+    layout.segment(static_cast<Index>(b) * kLayoutFields, kLayoutFields) << double(p.layer),
+        double(p.weight_offset), double(p.rows), double(p.cols), double(p.bias_offset);
   }
   state.put("kfac.layout", layout);
   if (dimension_ == 0) return;
   for (std::size_t b = 0; b < blocks_.size(); ++b) {
     const Block& k = blocks_[b];
     if (have_factors_) {
-      state.put(block_name("A", b), Matrix<T>(factors_.A[b].template selfadjointView<Eigen::Lower>()));
-      state.put(block_name("G", b), Matrix<T>(factors_.G[b].template selfadjointView<Eigen::Lower>()));
+      state.put(block_name("A", b),
+                Matrix<T>(factors_.A[b].template selfadjointView<Eigen::Lower>()));
+      state.put(block_name("G", b),
+                Matrix<T>(factors_.G[b].template selfadjointView<Eigen::Lower>()));
     }
     if (!have_inverses_) continue;
     if (options_.inverse == KfacInverse::Cholesky) {
@@ -709,8 +689,8 @@ void Kfac<T>::load_state(const StateDict& state) {
   auto whole = [&](const char* name, double low) {
     const double v = state.scalar(std::string("kfac.") + name);
     if (!(v >= low && v == std::floor(v) && v < 0x1p62))
-      throw InvalidArgument("state: scalar 'kfac." + std::string(name) + "' = " +
-                            std::to_string(v) + " is not a count");
+      throw InvalidArgument("state: scalar 'kfac." + std::string(name) +
+                            "' = " + std::to_string(v) + " is not a count");
     return static_cast<Index>(v);
   };
   auto flag = [&](const char* name) { return whole(name, 0) != 0; };
@@ -722,8 +702,11 @@ void Kfac<T>::load_state(const StateDict& state) {
   std::vector<ParameterBlock> layout(raw.size() / kLayoutFields);
   for (std::size_t b = 0; b < layout.size(); ++b) {
     const double* v = raw.data() + b * kLayoutFields;
-    layout[b] = {.layer = Index(v[0]), .weight_offset = Index(v[1]), .rows = Index(v[2]),
-                 .cols = Index(v[3]), .bias_offset = Index(v[4])};
+    layout[b] = {.layer = Index(v[0]),
+                 .weight_offset = Index(v[1]),
+                 .rows = Index(v[2]),
+                 .cols = Index(v[3]),
+                 .bias_offset = Index(v[4])};
   }
 
   reset();
@@ -763,8 +746,8 @@ void Kfac<T>::load_state(const StateDict& state) {
         }
         state.get(block_name((std::string(factor) + "_basis").c_str(), b), low.basis);
         state.get(block_name((std::string(factor) + "_scale").c_str(), b), low.scale);
-        low.rest = static_cast<T>(
-            state.scalar(block_name((std::string(factor) + "_rest").c_str(), b)));
+        low.rest =
+            static_cast<T>(state.scalar(block_name((std::string(factor) + "_rest").c_str(), b)));
         low.have_basis = true;
       };
       get("A", k.a_inverse, k.a_low);

@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "hesse/core/error.hpp"
+#include "hesse/linalg/dense.hpp"
 #include "hesse/optim/adahessian.hpp"
 #include "hesse/optim/sophia.hpp"
 
@@ -27,6 +28,8 @@ namespace {
 constexpr double kSmallestLargestEigenvalue = 1e-16;
 // Guards the grafting ratio |a| / |P| against P = 0 (then a = 0 too).
 constexpr double kNormFloor = 1e-16;
+// Seeds the first basis of a low-rank root (plus the statistic's index).
+constexpr std::uint64_t kFirstBasisSeed = 0x5eed5a3b00;
 
 // Eigen kept to one thread for a scope. The per-step products are many
 // small ones (a few block_size^3 each): Eigen's own threads inside each made
@@ -81,6 +84,9 @@ void ShampooOptions::validate() const {
   if (inverse_every < 1) fail("inverse_every", double(inverse_every), "must be >= 1");
   if (statistics_every < 1) fail("statistics_every", double(statistics_every), "must be >= 1");
   if (block_size < 1) fail("block_size", double(block_size), "must be >= 1");
+  if (rank < 0) fail("rank", double(rank), "must be >= 0 (0: exact inverse roots)");
+  if (subspace_iterations < 1)
+    fail("subspace_iterations", double(subspace_iterations), "must be >= 1");
   if (graft != ShampooGraft::Adagrad && graft != ShampooGraft::Adam)
     fail("graft", double(static_cast<int>(graft)), "must be 0 (adagrad) or 1 (adam)");
   if (graft == ShampooGraft::Adam && beta2 == 1)
@@ -107,6 +113,8 @@ ShampooOptions ShampooOptions::from_settings(const OptimizerSettings& settings) 
   r.read("inverse_every", o.inverse_every);
   r.read("statistics_every", o.statistics_every);
   r.read("block_size", o.block_size);
+  r.read("rank", o.rank);
+  r.read("subspace_iterations", o.subspace_iterations);
   int graft = static_cast<int>(o.graft);
   r.read("graft", graft);
   o.graft = static_cast<ShampooGraft>(graft);
@@ -206,16 +214,32 @@ void Shampoo<T>::prepare(const StochasticObjective<T>& f, Index dimension) {
       fresh[k].right.swap(blocks_[k].right);
       fresh[k].left_root.swap(blocks_[k].left_root);
       fresh[k].right_root.swap(blocks_[k].right_root);
+      std::swap(fresh[k].left_low, blocks_[k].left_low);
+      std::swap(fresh[k].right_low, blocks_[k].right_low);
     }
   } else {
+    // Identity roots until the first refresh (and after a failed one).
+    const auto identity = [&](Index n, Matrix<T>& root, LowRankRoot& low) {
+      if (low_rank(n)) {
+        low.basis.setZero(n, options_.rank);
+        low.scale.setZero(options_.rank);
+        low.rest = T(1);
+      } else {
+        root.setIdentity(n, n);
+      }
+    };
     for (Block& b : fresh) {
       b.left.setZero(b.rows, b.rows);
       b.right.setZero(b.cols, b.cols);
-      b.left_root.setIdentity(b.rows, b.rows);
-      b.right_root.setIdentity(b.cols, b.cols);
+      identity(b.rows, b.left_root, b.left_low);
+      identity(b.cols, b.right_root, b.right_low);
     }
   }
-  for (Block& b : fresh) b.product.resize(b.rows, b.cols);
+  for (Block& b : fresh) {
+    b.product.resize(b.rows, b.cols);
+    if (low_rank(b.rows)) b.narrow_left.resize(options_.rank, b.cols);
+    if (low_rank(b.cols)) b.narrow_right.resize(b.rows, options_.rank);
+  }
   blocks_.swap(fresh);
   // Largest work first, so the dynamic schedule ends with the small blocks.
   schedule_.resize(blocks_.size());
@@ -241,21 +265,42 @@ void Shampoo<T>::prepare(const StochasticObjective<T>& f, Index dimension) {
 
 // (S + e I)^{-1/4} = V diag((max(lambda, 0) + e)^{-1/4}) V^T from the
 // eigendecomposition S = V diag(lambda) V^T in precision P (the scalars in
-// double); `root` is written only on success.
+// double), or for a side larger than options_.rank its low-rank form from
+// the top eigenpairs; `root` or `low` is written only on success.
 template <class T>
 template <class P>
-bool Shampoo<T>::inverse_root_in(const Matrix<T>& statistic, Matrix<T>& root,
-                                 RootScratch<P>& ws) const {
+bool Shampoo<T>::inverse_root_in(const Matrix<T>& statistic, Matrix<T>& root, LowRankRoot& low,
+                                 std::uint64_t seed, RootScratch<P>& ws) const {
+  const auto ridge_for = [&](double largest) {
+    return options_.relative_epsilon
+               ? options_.epsilon * std::max(largest, kSmallestLargestEigenvalue)
+               : options_.epsilon;
+  };
+  const Index n = statistic.rows();
   ws.statistic = statistic.template cast<P>();
+  if (low_rank(n)) {
+    const Index r = options_.rank;
+    ws.basis = low.basis.template cast<P>();
+    double rest_mean = 0;
+    if (!linalg::top_eigenpairs<P>(ws.statistic, ws.basis, low.have_basis,
+                                   options_.subspace_iterations, seed, ws.values, rest_mean))
+      return false;
+    const double ridge = ridge_for(std::max(ws.values.maxCoeff(), rest_mean));
+    const double rest = std::pow(rest_mean + ridge, -0.25);
+    if (!std::isfinite(rest)) return false;
+    low.basis = ws.basis.template cast<T>();
+    for (Index j = 0; j < r; ++j)
+      low.scale[j] = static_cast<T>(std::pow(ws.values[j] + ridge, -0.25) - rest);
+    low.rest = static_cast<T>(rest);
+    low.have_basis = true;
+    return true;
+  }
   ws.solver.compute(ws.statistic, Eigen::ComputeEigenvectors);
   if (ws.solver.info() != Eigen::Success || !ws.solver.eigenvalues().allFinite()) return false;
   const Vector<P>& lambda = ws.solver.eigenvalues();
-  const double largest = std::max(static_cast<double>(lambda.maxCoeff()), 0.0);
-  const double ridge = options_.relative_epsilon
-                           ? options_.epsilon * std::max(largest, kSmallestLargestEigenvalue)
-                           : options_.epsilon;
+  const double ridge = ridge_for(std::max(static_cast<double>(lambda.maxCoeff()), 0.0));
   ws.scaled = ws.solver.eigenvectors();
-  for (Index j = 0; j < lambda.size(); ++j)
+  for (Index j = 0; j < n; ++j)
     ws.scaled.col(j) *=
         static_cast<P>(std::pow(std::max(static_cast<double>(lambda[j]), 0.0) + ridge, -0.25));
   ws.root.noalias() = ws.scaled * ws.solver.eigenvectors().transpose();
@@ -266,11 +311,12 @@ bool Shampoo<T>::inverse_root_in(const Matrix<T>& statistic, Matrix<T>& root,
 
 // In double, or in T with a retry in double when T fails.
 template <class T>
-bool Shampoo<T>::inverse_root(const Matrix<T>& statistic, Matrix<T>& root,
-                              RootWorkspace& ws) const {
+bool Shampoo<T>::inverse_root(const Matrix<T>& statistic, Matrix<T>& root, LowRankRoot& low,
+                              std::uint64_t seed, RootWorkspace& ws) const {
   if constexpr (!std::is_same_v<T, double>)
-    if (!options_.roots_in_double && inverse_root_in(statistic, root, ws.in_t)) return true;
-  return inverse_root_in(statistic, root, ws.in_double);
+    if (!options_.roots_in_double && inverse_root_in(statistic, root, low, seed, ws.in_t))
+      return true;
+  return inverse_root_in(statistic, root, low, seed, ws.in_double);
 }
 
 template <class T>
@@ -345,10 +391,26 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<c
     const Layer& l = layers_[static_cast<std::size_t>(b.layer)];
     const auto G = ConstMatrixMap<T>(gradient_.data() + l.offset, l.rows, l.cols)
                        .block(b.row_begin, b.col_begin, b.rows, b.cols);
-    b.product.noalias() = b.left_root * G;
+    if (low_rank(b.rows)) {  // rest G + Q (scale .* (Q^T G))
+      const LowRankRoot& low = b.left_low;
+      b.narrow_left.noalias() = low.basis.transpose() * G;
+      b.narrow_left.array().colwise() *= low.scale.array();
+      b.product.noalias() = low.rest * G;
+      b.product.noalias() += low.basis * b.narrow_left;
+    } else {
+      b.product.noalias() = b.left_root * G;
+    }
     auto P = MatrixMap<T>(direction_.data() + l.offset, l.rows, l.cols)
                  .block(b.row_begin, b.col_begin, b.rows, b.cols);
-    P.noalias() = b.product * b.right_root;
+    if (low_rank(b.cols)) {  // rest X + ((X Q) .* scale^T) Q^T
+      const LowRankRoot& low = b.right_low;
+      b.narrow_right.noalias() = b.product * low.basis;
+      b.narrow_right.array().rowwise() *= low.scale.transpose().array();
+      P.noalias() = low.rest * b.product;
+      P.noalias() += b.narrow_right * low.basis.transpose();
+    } else {
+      P.noalias() = b.product * b.right_root;
+    }
     b.shampoo_squared_norm = static_cast<double>(P.squaredNorm());
   };
 
@@ -376,8 +438,12 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<c
     parallel_for(2 * num_blocks, threads, [&](Index j) {
       Block& b = block_at(j / 2);
       RootWorkspace& ws = workspaces_[static_cast<std::size_t>(omp_get_thread_num())];
-      const bool ok = j % 2 == 0 ? inverse_root(b.left, b.left_root, ws)
-                                 : inverse_root(b.right, b.right_root, ws);
+      // A fixed seed per statistic for a low-rank root's first basis.
+      const auto seed =
+          static_cast<std::uint64_t>(2 * schedule_[static_cast<std::size_t>(j / 2)] + j % 2) +
+          kFirstBasisSeed;
+      const bool ok = j % 2 == 0 ? inverse_root(b.left, b.left_root, b.left_low, seed, ws)
+                                 : inverse_root(b.right, b.right_root, b.right_low, seed, ws);
       root_failed_[static_cast<std::size_t>(2 * schedule_[static_cast<std::size_t>(j / 2)] +
                                             j % 2)] = ok ? 0 : 1;
     });
@@ -447,8 +513,19 @@ void Shampoo<T>::save_state(StateDict& state) const {
     state.put("shampoo.left." + index, Matrix<T>(b.left.template selfadjointView<Eigen::Lower>()));
     state.put("shampoo.right." + index,
               Matrix<T>(b.right.template selfadjointView<Eigen::Lower>()));
-    state.put("shampoo.left_root." + index, b.left_root);
-    state.put("shampoo.right_root." + index, b.right_root);
+    const auto put_root = [&](const std::string& side, const Matrix<T>& root,
+                              const LowRankRoot& low) {
+      if (root.size() > 0) {
+        state.put("shampoo." + side + "_root." + index, root);
+        return;
+      }
+      state.put("shampoo." + side + "_basis." + index, low.basis);
+      Vector<T> scale(low.scale.size() + 1);
+      scale << low.scale, low.rest;
+      state.put("shampoo." + side + "_scale." + index, scale);
+    };
+    put_root("left", b.left_root, b.left_low);
+    put_root("right", b.right_root, b.right_low);
   }
 }
 
@@ -497,10 +574,37 @@ void Shampoo<T>::load_state(const StateDict& state) {
     const std::string index = std::to_string(k);
     load_square(state, "shampoo.left." + index, b.left);
     load_square(state, "shampoo.right." + index, b.right);
-    load_square(state, "shampoo.left_root." + index, b.left_root);
-    load_square(state, "shampoo.right_root." + index, b.right_root);
-    if (b.left_root.rows() != b.left.rows() || b.right_root.rows() != b.right.rows())
-      throw InvalidArgument("state: block " + index + "'s roots and statistics differ in size");
+    // A dense root, or a low-rank one of the same rank as this optimizer's.
+    const auto load_root = [&](const std::string& side, Index n, Matrix<T>& root,
+                               LowRankRoot& low) {
+      const std::string basis = "shampoo." + side + "_basis." + index;
+      if (!state.has_array(basis)) {
+        load_square(state, "shampoo." + side + "_root." + index, root);
+        if (root.rows() != n)
+          throw InvalidArgument("state: block " + index + "'s " + side +
+                                " root and statistic differ in size");
+        if (low_rank(n))
+          throw InvalidArgument("state: block " + index + "'s " + side +
+                                " root is exact, this optimizer's rank is " +
+                                std::to_string(options_.rank));
+        return;
+      }
+      if (!low_rank(n))
+        throw InvalidArgument("state: block " + index + "'s " + side +
+                              " root is low-rank, this optimizer's rank is " +
+                              std::to_string(options_.rank) + " for a side of " +
+                              std::to_string(n));
+      low.basis.resize(n, options_.rank);
+      low.scale.resize(options_.rank);
+      state.get(basis, low.basis);
+      Vector<T> scale(options_.rank + 1);
+      state.get("shampoo." + side + "_scale." + index, scale);
+      low.scale = scale.head(options_.rank);
+      low.rest = scale[options_.rank];
+      low.have_basis = true;
+    };
+    load_root("left", b.left.rows(), b.left_root, b.left_low);
+    load_root("right", b.right.rows(), b.right_root, b.right_low);
     b.rows = b.left.rows();
     b.cols = b.right.rows();
   }
@@ -517,6 +621,8 @@ void Shampoo<T>::load_state(const StateDict& state) {
       blocks_[k].right.swap(blocks[k].right);
       blocks_[k].left_root.swap(blocks[k].left_root);
       blocks_[k].right_root.swap(blocks[k].right_root);
+      std::swap(blocks_[k].left_low, blocks[k].left_low);
+      std::swap(blocks_[k].right_low, blocks[k].right_low);
     }
   } else {
     blocks_.swap(blocks);

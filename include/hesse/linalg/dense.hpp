@@ -4,6 +4,10 @@
 //                        0, tau_1, 10 tau_1, ... that factorises
 //                        (Nocedal & Wright, 2nd ed., Alg. 3.3)
 //   symmetric_eigen      H = V diag(lambda) V^T (Eigen::SelfAdjointEigenSolver)
+//   top_eigenpairs       the top r eigenpairs of a large symmetric positive
+//                        semidefinite matrix by warm-started subspace
+//                        iteration (the low-rank inverses of K-FAC and the
+//                        low-rank roots of Shampoo)
 //   classify             the Hessian's sign from its eigenvalues
 //   solve_trust_region_subproblem
 //                        min g^T p + 1/2 p^T H p  s.t. |p| <= radius, nearly
@@ -15,6 +19,7 @@
 
 #include <Eigen/Cholesky>
 #include <Eigen/Eigenvalues>
+#include <cstdint>
 #include <string>
 
 #include "hesse/core/types.hpp"
@@ -52,6 +57,21 @@ DampedCholeskyResult damped_cholesky(const Matrix<T>& H, Eigen::LLT<Matrix<T>>& 
 /// iteration did not converge.
 template <class T>
 bool symmetric_eigen(const Matrix<T>& H, Eigen::SelfAdjointEigenSolver<Matrix<T>>& solver);
+
+/// The top r = basis.cols() eigenpairs of the symmetric positive
+/// semidefinite F (its lower triangle is read): subspace iteration (Halko,
+/// Martinsson & Tropp 2011, alg. 4.4 without oversampling) from `basis` when
+/// `warm` (a previous result: a slowly changing F needs few iterations), or
+/// from a Gaussian basis seeded by `seed` with three times the iterations,
+/// then Rayleigh-Ritz. On success basis holds the Ritz vectors (orthonormal
+/// columns), `values` their Ritz values clamped at 0 in ascending order and
+/// `rest_mean` the mean of F's other n - r eigenvalues from its trace
+/// (clamped at 0). Returns false if the small eigenproblem fails or a result
+/// is not finite. Needs 0 < r < n; allocates its workspaces.
+template <class T>
+bool top_eigenpairs(const Eigen::Ref<const Matrix<T>>& F, Matrix<T>& basis, bool warm,
+                    Index iterations, std::uint64_t seed, Vector<double>& values,
+                    double& rest_mean);
 
 enum class Definiteness {
   PositiveDefinite,      ///< lambda_min > 0
@@ -99,6 +119,11 @@ extern template bool symmetric_eigen<float>(const Matrix<float>&,
                                             Eigen::SelfAdjointEigenSolver<Matrix<float>>&);
 extern template bool symmetric_eigen<double>(const Matrix<double>&,
                                              Eigen::SelfAdjointEigenSolver<Matrix<double>>&);
+extern template bool top_eigenpairs<float>(const Eigen::Ref<const Matrix<float>>&, Matrix<float>&,
+                                           bool, Index, std::uint64_t, Vector<double>&, double&);
+extern template bool top_eigenpairs<double>(const Eigen::Ref<const Matrix<double>>&,
+                                            Matrix<double>&, bool, Index, std::uint64_t,
+                                            Vector<double>&, double&);
 extern template Definiteness classify<float>(const Vector<float>&, double);
 extern template Definiteness classify<double>(const Vector<double>&, double);
 extern template TrustRegionSubproblemResult solve_trust_region_subproblem<float>(

@@ -92,6 +92,22 @@ struct ShampooOptions {
   /// last one smaller), each block with its own statistics (Anil et al.
   /// sec. 3.4; distributed_shampoo recommends 128).
   Index block_size = 128;
+  /// 0: every inverse root is exact. r > 0: a side of a block of dimension
+  /// n > r keeps the top r eigenpairs (Q, d) of its statistic S and the mean
+  /// m of its other n - r eigenvalues (from the trace),
+  ///   (S + e I)^{-1/4} ~= Q diag((d + e)^{-1/4}) Q^T + (m + e)^{-1/4} (I - Q Q^T),
+  /// exact when the other eigenvalues are equal: the form of K-FAC's
+  /// KfacOptions::rank (Sketchy, Feinberg et al. 2023, keeps Shampoo's
+  /// statistics low-rank in the same way). Applying it costs 4 n r per row
+  /// or column of the block instead of 2 n^2, and a refresh finds (Q, d) by
+  /// warm-started subspace iteration (linalg::top_eigenpairs) instead of a
+  /// full eigendecomposition; the statistics stay exact, with e relative to
+  /// the largest of d and m.
+  Index rank = 0;
+  /// Products with S per refresh of a low-rank root, from the previous basis
+  /// (the first refresh starts from a seeded Gaussian basis and does three
+  /// times as many): KfacOptions::subspace_iterations.
+  Index subspace_iterations = 2;
   ShampooGraft graft = ShampooGraft::Adam;
   double graft_epsilon = 1e-10;  ///< distributed_shampoo's diagonal_epsilon
   /// Steps 1 .. start - 1 take the grafting optimizer's step; the first
@@ -104,7 +120,8 @@ struct ShampooOptions {
   /// Throws InvalidArgument naming shampoo.<field>, its value and the rule.
   void validate() const;
   /// Reads "lr", "beta1", "beta2", "eps", "relative_eps", "roots_in_double",
-  /// "inverse_every", "statistics_every", "block_size", "graft" (0 adagrad, 1 adam), "graft_eps",
+  /// "inverse_every", "statistics_every", "block_size", "rank", "subspace_iterations",
+  /// "graft" (0 adagrad, 1 adam), "graft_eps",
   /// "start_preconditioning_step", "weight_decay"; throws InvalidArgument
   /// for any other name.
   static ShampooOptions from_settings(const OptimizerSettings& settings);
@@ -116,7 +133,8 @@ struct ShampooOptions {
 ///         (w = 1 - beta2, or 1 when beta2 = 1), when (t - 1) % statistics_every == 0
 ///   roots, when t >= start and (t - start) % inverse_every == 0:
 ///         L_b^{-1/4} = (L_b + e I)^{-1/4},  R_b^{-1/4} = (R_b + e I)^{-1/4}
-///         by symmetric eigendecomposition (negative rounding clamped to 0)
+///         by symmetric eigendecomposition (negative rounding clamped to 0;
+///         low-rank plus a multiple of I for a side larger than rank > 0)
 ///   P_b = L_b^{-1/4} G_b R_b^{-1/4}                    (Gupta et al. Alg. 1)
 ///   a   = the grafting optimizer's direction for G (element-wise)
 ///   u   = (|a| / |P|) P over the whole layer, or a when t < start
@@ -125,7 +143,9 @@ struct ShampooOptions {
 /// State: "shampoo.step", "shampoo.momentum", "shampoo.graft_accumulator",
 /// and per block k (layer by layer, row blocks outer, column blocks inner)
 /// "shampoo.left.k", "shampoo.right.k", "shampoo.left_root.k",
-/// "shampoo.right_root.k"; "shampoo.blocks" counts them.
+/// "shampoo.right_root.k" (for a low-rank side "shampoo.left_basis.k", [n, r],
+/// and "shampoo.left_scale.k", the r scales then the rest; likewise right);
+/// "shampoo.blocks" counts them.
 template <class T>
 class Shampoo final : public Optimizer<T> {
  public:
@@ -155,18 +175,29 @@ class Shampoo final : public Optimizer<T> {
   struct Layer {
     Index offset = 0, rows = 0, cols = 0;
   };
+  // An inverse root of ShampooOptions::rank: rest I + basis diag(scale) basis^T.
+  struct LowRankRoot {
+    Matrix<T> basis;          // [n, r], orthonormal columns
+    Vector<T> scale;          // [r]: (d + e)^{-1/4} - rest
+    T rest = 1;               // (m + e)^{-1/4}
+    bool have_basis = false;  // basis holds a subspace to warm-start from
+  };
   struct Block {
     Index layer = 0, row_begin = 0, rows = 0, col_begin = 0, cols = 0;
     Matrix<T> left, right;            // L: [rows, rows], R: [cols, cols]; lower triangles
-    Matrix<T> left_root, right_root;  // (L + e I)^{-1/4}, (R + e I)^{-1/4}
+    Matrix<T> left_root, right_root;  // (L + e I)^{-1/4}, (R + e I)^{-1/4}; empty if low rank
+    LowRankRoot left_low, right_low;  // the roots of a side larger than rank > 0
     Matrix<T> product;                // L^{-1/4} G_b: [rows, cols]
+    Matrix<T> narrow_left;            // Q_L^T G_b: [r, cols] (low-rank left side)
+    Matrix<T> narrow_right;           // L^{-1/4} G_b Q_R: [rows, r] (low-rank right side)
     double graft_squared_norm = 0;    // |a_b|^2 of this step
     double shampoo_squared_norm = 0;  // |P_b|^2 of this step
   };
   // Scratch for one thread's eigendecompositions in precision S.
   template <class S>
   struct RootScratch {
-    Matrix<S> statistic, scaled, root;
+    Matrix<S> statistic, scaled, root, basis;
+    Vector<double> values;
     Eigen::SelfAdjointEigenSolver<Matrix<S>> solver;
   };
   struct RootWorkspace {
@@ -175,9 +206,15 @@ class Shampoo final : public Optimizer<T> {
   };
 
   void prepare(const StochasticObjective<T>& f, Index dimension);
-  bool inverse_root(const Matrix<T>& statistic, Matrix<T>& root, RootWorkspace& ws) const;
+  // Whether a side of dimension n has a low-rank root.
+  bool low_rank(Index n) const { return options_.rank > 0 && n > options_.rank; }
+  // The root of `statistic` into `root`, or into `low` when its side is low
+  // rank (`seed` starts its first basis); neither is written on failure.
+  bool inverse_root(const Matrix<T>& statistic, Matrix<T>& root, LowRankRoot& low,
+                    std::uint64_t seed, RootWorkspace& ws) const;
   template <class S>
-  bool inverse_root_in(const Matrix<T>& statistic, Matrix<T>& root, RootScratch<S>& ws) const;
+  bool inverse_root_in(const Matrix<T>& statistic, Matrix<T>& root, LowRankRoot& low,
+                       std::uint64_t seed, RootScratch<S>& ws) const;
 
   ShampooOptions options_;
   Index dimension_ = -1;       // known after the first step or load_state
