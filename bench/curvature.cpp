@@ -47,6 +47,7 @@
 
 #include <memory>
 
+#include "command_line.hpp"
 #include "hesse/core/rng.hpp"
 #include "hesse/data/dataset.hpp"
 #include "hesse/nn/activation.hpp"
@@ -72,39 +73,46 @@ struct Options {
   std::string dump;
 };
 
-[[noreturn]] void usage(const std::string& message) {
-  std::cerr << "bench_curvature: " << message << "\n"
-            << "usage: bench_curvature [--batch N] [--reps N] [--warmup N] [--threads N] [--double]\n"
-               "                       [--sizes 784-128-64-10] [--no-breakdown] [--dump DIR]\n";
-  std::exit(2);
-}
+constexpr char kProgram[] = "bench_curvature";
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage(arg + " needs a value");
-      return argv[++i];
-    };
-    auto positive = [&](const std::string& text) {
-      char* end = nullptr;
-      const long v = std::strtol(text.c_str(), &end, 10);
-      if (end == text.c_str() || *end != '\0' || v <= 0) usage(arg + " needs a positive integer, got '" + text + "'");
-      return v;
-    };
-    if (arg == "--batch") o.batch = positive(value());
-    else if (arg == "--reps") o.reps = static_cast<int>(positive(value()));
-    else if (arg == "--warmup") o.warmup = static_cast<int>(positive(value()));
-    else if (arg == "--threads") o.threads = static_cast<int>(positive(value()));
-    else if (arg == "--double") o.use_double = true;
-    else if (arg == "--no-breakdown") o.breakdown = false;
-    else if (arg == "--sizes") o.sizes = value();
-    else if (arg == "--dump") o.dump = value();
-    else if (arg == "--help" || arg == "-h") usage("help");
-    else usage("unknown option '" + arg + "'");
-  }
+  CLI::App app{
+      "Curvature-product benchmark: the cost of one gradient, one Hessian-vector product and\n"
+      "one Gauss-Newton product of an MLP (ReLU, softmax cross-entropy, synthetic batch),\n"
+      "against each other and against the machine's GEMM rate through Eigen. Prints one\n"
+      "JSON object.",
+      kProgram};
+  hesse::bench::configure(app);
+  app.add_option("--batch", o.batch, "Samples in the batch")
+      ->type_name("N")
+      ->transform(hesse::bench::integer(1));
+  app.add_option("--reps", o.reps,
+                 "Timed calls of each product; the median and minimum are reported")
+      ->type_name("N")
+      ->transform(hesse::bench::integer(1));
+  app.add_option("--warmup", o.warmup, "Untimed rounds before them")
+      ->type_name("N")
+      ->transform(hesse::bench::integer(1));
+  app.add_option("--threads", o.threads, "OpenMP and Eigen threads")
+      ->type_name("N")
+      ->transform(hesse::bench::integer(1));
+  app.add_flag("--double", o.use_double, "Run in float64 instead of float32");
+  app.add_option("--sizes", o.sizes, "Layer sizes of the MLP, input to classes")
+      ->type_name("SIZES");
+  app.add_flag_callback(
+      "--no-breakdown", [&o] { o.breakdown = false; },
+      "Skip the per-stage breakdown of the three passes");
+  app.add_option("--dump", o.dump,
+                 "Write parameters, data, v and hesse's results for torch_curvature.py --check DIR")
+      ->type_name("DIR");
+  hesse::bench::parse(app, argc, argv);
   return o;
+}
+
+[[noreturn]] void fail(const std::string& message) {
+  std::cerr << kProgram << ": " << message << "\n";
+  std::exit(2);
 }
 
 struct Stats {
@@ -224,7 +232,7 @@ template <class T>
 void write_raw(const std::filesystem::path& path, const T* data, Index count) {
   std::ofstream out(path, std::ios::binary);
   out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(sizeof(T) * count));
-  if (!out) usage("cannot write " + path.string());
+  if (!out) fail("cannot write " + path.string());
 }
 
 template <class T>

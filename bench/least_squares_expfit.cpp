@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "command_line.hpp"
 #include "hesse/core/rng.hpp"
 #include "hesse/optim/least_squares.hpp"
 
@@ -56,10 +57,10 @@ struct ExponentialFit {
   }
 };
 
-[[noreturn]] void usage(const std::string& why) {
-  std::cerr << "bench_least_squares_expfit: " << why << "\n"
-            << "usage: bench_least_squares_expfit --write-data FILE [--points N] [--seed S] [--noise SIGMA]\n"
-            << "       bench_least_squares_expfit --data FILE [--reps R] [--tolerance TOL]\n";
+constexpr char kProgram[] = "bench_least_squares_expfit";
+
+[[noreturn]] void fail(const std::string& message) {
+  std::cerr << kProgram << ": " << message << "\n";
   std::exit(2);
 }
 
@@ -109,28 +110,41 @@ int main(int argc, char** argv) {
   std::uint64_t seed = 42;
   double noise = 0.05, tolerance = 1e-10;
   int reps = 20;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) usage(arg + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "--write-data") write_path = next();
-    else if (arg == "--data") data_path = next();
-    else if (arg == "--points") points = std::stol(next());
-    else if (arg == "--seed") seed = std::stoull(next());
-    else if (arg == "--noise") noise = std::stod(next());
-    else if (arg == "--reps") reps = std::stoi(next());
-    else if (arg == "--tolerance") tolerance = std::stod(next());
-    else usage("unknown option '" + arg + "'");
-  }
+  CLI::App app{
+      "Exponential curve fit y = a exp(b t) + c by Levenberg-Marquardt, timed; prints one JSON\n"
+      "object. Two uses:\n"
+      "  bench_least_squares_expfit --write-data FILE [--points N] [--seed S] [--noise SIGMA]\n"
+      "  bench_least_squares_expfit --data FILE [--reps R] [--tolerance TOL]",
+      kProgram};
+  hesse::bench::configure(app);
+  app.add_option("--write-data", write_path,
+                 "Write N points t_i evenly in [0, 4],\n"
+                 "y_i = 2.5 exp(-1.3 t_i) + 0.5 + N(0, SIGMA^2), one \"t y\" line each\n"
+                 "with 17 significant digits, then exit")
+      ->type_name("FILE");
+  app.add_option("--points", points, "Points to write (>= 3)")
+      ->type_name("N")
+      ->transform(hesse::bench::integer());
+  app.add_option("--seed", seed, "Seed of the noise")
+      ->type_name("S")
+      ->transform(hesse::bench::seed());
+  app.add_option("--noise", noise, "Standard deviation of the noise")->type_name("SIGMA");
+  app.add_option("--data", data_path, "Fit the points of FILE from the start (1, 0, 0)")
+      ->type_name("FILE");
+  app.add_option("--reps", reps,
+                 "Fits per solver (>= 1); the median and minimum times are reported")
+      ->type_name("R")
+      ->transform(hesse::bench::integer());
+  app.add_option("--tolerance", tolerance, "Function, step and gradient tolerance")
+      ->type_name("TOL");
+  hesse::bench::parse(app, argc, argv);
   if (!write_path.empty()) {
-    if (points < 3) usage("--points must be >= 3");
+    if (points < 3) hesse::bench::usage_error(kProgram, "--points must be >= 3");
     hesse::Rng rng(seed);
     Vector<double> eps(points);
     hesse::fill_normal<double>(rng, eps, noise);
     std::FILE* out = std::fopen(write_path.c_str(), "w");
-    if (!out) usage("cannot write " + write_path);
+    if (!out) fail("cannot write " + write_path);
     for (Index i = 0; i < points; ++i) {
       const double t = 4.0 * double(i) / double(points - 1);
       std::fprintf(out, "%.17g %.17g\n", t, 2.5 * std::exp(-1.3 * t) + 0.5 + eps[i]);
@@ -138,13 +152,14 @@ int main(int argc, char** argv) {
     std::fclose(out);
     return 0;
   }
-  if (data_path.empty()) usage("pass --write-data FILE or --data FILE");
-  if (reps < 1) usage("--reps must be >= 1");
+  if (data_path.empty())
+    hesse::bench::usage_error(kProgram, "pass --write-data FILE or --data FILE");
+  if (reps < 1) hesse::bench::usage_error(kProgram, "--reps must be >= 1");
 
   ExponentialFit model;
   {
     std::ifstream in(data_path);
-    if (!in) usage("cannot read " + data_path);
+    if (!in) fail("cannot read " + data_path);
     std::vector<double> t, y;
     double ti = 0, yi = 0;
     while (in >> ti >> yi) {

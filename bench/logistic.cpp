@@ -26,6 +26,8 @@
 //
 // LBFGS++ stops on |g|_2 <= TOL (it has no infinity-norm test), which is
 // stricter than hesse's |g|_inf <= TOL by up to a factor sqrt(d + 1).
+#include <omp.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -41,8 +43,7 @@
 #include <string>
 #include <vector>
 
-#include <omp.h>
-
+#include "command_line.hpp"
 #include "hesse/data/builtin.hpp"
 #include "hesse/data/npy.hpp"
 #include "hesse/models/logistic_regression.hpp"
@@ -65,11 +66,10 @@ using hesse::Matrix;
 using hesse::Vector;
 using Clock = std::chrono::steady_clock;
 
-[[noreturn]] void usage(const std::string& why) {
-  std::cerr << "bench_logistic: " << why << "\n"
-            << "usage: bench_logistic --write-breast-cancer DIR\n"
-            << "       bench_logistic --features X.npy --labels y.npy [--l2 L] [--tolerance TOL] [--reps R]"
-               " [--solution-out FILE.npy]\n";
+constexpr char kProgram[] = "bench_logistic";
+
+[[noreturn]] void fail(const std::string& message) {
+  std::cerr << kProgram << ": " << message << "\n";
   std::exit(2);
 }
 
@@ -85,7 +85,7 @@ void write_npy(const std::filesystem::path& path, const char* descr, Index rows,
   text.append((64 - unpadded % 64) % 64, ' ');
   text.push_back('\n');
   std::ofstream out(path, std::ios::binary);
-  if (!out) usage("cannot write " + path.string());
+  if (!out) fail("cannot write " + path.string());
   out.write("\x93NUMPY\x01\x00", 8);
   const auto length = static_cast<std::uint16_t>(text.size());
   const char length_bytes[2] = {static_cast<char>(length & 0xff), static_cast<char>(length >> 8)};
@@ -269,7 +269,7 @@ void run_lbfgspp_own(const std::string& layout, const hesse::data::Dataset<doubl
   Vector<double> g, g_own;
   const double gap = std::abs(f.value_and_gradient(at, &g) - own(at, g_own));
   if (gap > 1e-12 || (g - g_own).norm() > 1e-12 * g.norm())
-    usage("LBFGS++'s own Eigen objective disagrees with LogisticRegression");
+    fail("LBFGS++'s own Eigen objective disagrees with LogisticRegression");
   const std::string suffix = " on its own eigen objective (X " + layout + ")";
   results.push_back(run_lbfgspp<LBFGSpp::LineSearchBacktracking>(
       "lbfgspp backtracking (strong wolfe)" + suffix, own, f, tolerance, reps,
@@ -371,27 +371,45 @@ int main(int argc, char** argv) {
   double l2 = -1, tolerance = 1e-6;
   int reps = 7;
   bool product_costs = false, experiment = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) usage(arg + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "--write-breast-cancer") breast_cancer_dir = next();
-    else if (arg == "--features") features = next();
-    else if (arg == "--labels") labels = next();
-    else if (arg == "--l2") l2 = std::stod(next());
-    else if (arg == "--tolerance") tolerance = std::stod(next());
-    else if (arg == "--reps") reps = std::stoi(next());
-    else if (arg == "--solution-out") solution_out = next();
-    else if (arg == "--product-costs") product_costs = true;
-    else if (arg == "--history") print_history = true;
-    else if (arg == "--experiment") experiment = true;
-    else usage("unknown option '" + arg + "'");
-  }
+  CLI::App app{
+      "L2-regularised logistic regression solved to |g|_inf <= TOL from theta = 0 by hesse's\n"
+      "Newton, Newton-CG, trust-ncg and L-BFGS, and by LBFGS++ when its header is installed;\n"
+      "prints one JSON object. Two uses:\n"
+      "  bench_logistic --write-breast-cancer DIR\n"
+      "  bench_logistic --features X.npy --labels y.npy [--l2 L] [--tolerance TOL] [--reps R] ...",
+      kProgram};
+  hesse::bench::configure(app);
+  app.add_option("--write-breast-cancer", breast_cancer_dir,
+                 "Write DIR/X.npy (float64 [569, 30], all samples, each feature standardised to\n"
+                 "mean 0, population standard deviation 1) and DIR/y.npy (int64 [569]), then exit")
+      ->type_name("DIR");
+  app.add_option("--features", features, "Features, NPY float64 [n, d] (required to solve)")
+      ->type_name("X.npy");
+  app.add_option("--labels", labels, "Labels 0/1, NPY [n] (required to solve)")->type_name("y.npy");
+  app.add_option("--l2", l2, "Ridge penalty")
+      ->type_name("L")
+      ->default_str("1/n, scikit-learn's C = 1");
+  app.add_option("--tolerance", tolerance, "Stop at |g|_inf <= TOL (LBFGS++: |g|_2 <= TOL)")
+      ->type_name("TOL");
+  app.add_option("--reps", reps, "Repetitions per solver; the median time is reported")
+      ->type_name("R")
+      ->transform(hesse::bench::integer());
+  app.add_option("--solution-out", solution_out, "Write hesse Newton's solution [w; b] here")
+      ->type_name("FILE.npy");
+  app.add_flag("--product-costs", product_costs,
+               "Also time value, value+gradient, HVP and Hessian at theta = 0, and LBFGS++'s own\n"
+               "objective (stderr)");
+  app.add_flag("--history", print_history, "Print every hesse run's iterations (stderr)");
+  app.add_flag("--experiment", experiment,
+               "Also run Newton-CG with Hessian-vector products on every 10th sample");
+  app.footer(
+      "Times exclude loading the data and building the objective (for LBFGS++'s own objective:\n"
+      "copying X into its layout).");
+  hesse::bench::parse(app, argc, argv);
   if (!breast_cancer_dir.empty()) return write_breast_cancer(breast_cancer_dir);
-  if (features.empty() || labels.empty()) usage("--features and --labels are required");
-  if (reps < 1) usage("--reps must be >= 1");
+  if (features.empty() || labels.empty())
+    hesse::bench::usage_error(kProgram, "--features and --labels are required");
+  if (reps < 1) hesse::bench::usage_error(kProgram, "--reps must be >= 1");
 
   const auto data = hesse::data::load_npy<double>(features, labels);
   const Index n = data.num_samples();

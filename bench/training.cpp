@@ -75,10 +75,11 @@
 #include <omp.h>
 #endif
 
+#include "command_line.hpp"
+#include "hesse/core/rng.hpp"
 #include "hesse/data/batch_sampler.hpp"
 #include "hesse/data/builtin.hpp"
 #include "hesse/nn/activation.hpp"
-#include "hesse/core/rng.hpp"
 #include "hesse/nn/loss.hpp"
 #include "hesse/nn/network_objective.hpp"
 #include "hesse/nn/sequential.hpp"
@@ -113,56 +114,92 @@ struct Options {
   std::string export_dir;
 };
 
-[[noreturn]] void usage(const std::string& message) {
-  std::cerr << "bench_training: " << message << "\n"
-            << "usage: bench_training [--data fashion-mnist|mnist] [--target-accuracy A] [--budget SECONDS]\n"
-               "                      [--epochs N] [--batch-size 128] [--threads 2] [--seed 0]\n"
-               "                      [--eval-every-samples 12800] [--optimizers LIST]\n"
-               "                      [--timing-steps 300] [--timing-warmup 20] [--timing-rounds 3]\n"
-               "                      [--timing-budget 30]\n"
-               "                      [--no-timing] [--no-runs] [--breakdown]\n"
-               "                      [--set NAME.KEY=VALUE ...] [--export DIR]\n";
-  std::exit(2);
-}
+constexpr char kProgram[] = "bench_training";
 
 Options parse(int argc, char** argv) {
+  using hesse::bench::positive_number;
+  using hesse::bench::positive_whole_number;
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage(arg + " needs a value");
-      return argv[++i];
-    };
-    auto number = [&](const std::string& text, bool integer) {
-      char* end = nullptr;
-      const double v = std::strtod(text.c_str(), &end);
-      if (end == text.c_str() || *end != '\0' || !(v > 0) || (integer && v != std::floor(v)))
-        usage(arg + " needs a positive " + (integer ? "integer" : "number") + ", got '" + text + "'");
-      return v;
-    };
-    if (arg == "--data") o.data = value();
-    else if (arg == "--target-accuracy") o.target_accuracy = number(value(), false);
-    else if (arg == "--budget") o.budget_seconds = number(value(), false);
-    else if (arg == "--epochs") o.epochs = Index(number(value(), true));
-    else if (arg == "--batch-size") o.batch_size = Index(number(value(), true));
-    else if (arg == "--threads") o.threads = int(number(value(), true));
-    else if (arg == "--seed") o.seed = std::uint64_t(std::strtoull(value().c_str(), nullptr, 10));
-    else if (arg == "--eval-every-samples") o.eval_every_samples = Index(number(value(), true));
-    else if (arg == "--optimizers") o.optimizers = value();
-    else if (arg == "--timing-steps") o.timing_steps = Index(number(value(), true));
-    else if (arg == "--timing-warmup") o.timing_warmup = Index(number(value(), true));
-    else if (arg == "--timing-rounds") o.timing_rounds = Index(number(value(), true));
-    else if (arg == "--timing-budget") o.timing_budget_seconds = number(value(), false);
-    else if (arg == "--no-timing") o.timing = false;
-    else if (arg == "--no-runs") o.runs = false;
-    else if (arg == "--breakdown") o.breakdown = true;
-    else if (arg == "--set") o.sets.push_back(value());
-    else if (arg == "--export") o.export_dir = value();
-    else if (arg == "--help" || arg == "-h") usage("help");
-    else usage("unknown option '" + arg + "'");
-  }
-  if (o.target_accuracy > 1) usage("--target-accuracy must be in (0, 1]");
+  CLI::App app{
+      "Mini-batch training benchmark: hesse's fit() on a 784-128-64-10 ReLU MLP (float32,\n"
+      "softmax cross-entropy) with first- and second-order optimizers, to a target test\n"
+      "accuracy or a time budget, and each optimizer's step time. Prints one JSON object.",
+      kProgram};
+  hesse::bench::configure(app);
+  app.add_option("--data", o.data, "Data set for data::load_dataset: fashion-mnist or mnist")
+      ->type_name("NAME");
+  app.add_option("--target-accuracy", o.target_accuracy,
+                 "Stop a run at this test accuracy, in (0, 1]")
+      ->type_name("A")
+      ->default_str("0.87, mnist 0.94")
+      ->check(positive_number())
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            return std::strtod(text.c_str(), nullptr) > 1 ? "must be in (0, 1]" : "";
+          },
+          ""));
+  app.add_option("--budget", o.budget_seconds, "Training seconds per run (evaluation excluded)")
+      ->type_name("SECONDS")
+      ->check(positive_number());
+  app.add_option("--epochs", o.epochs, "Epochs per run at most; also the epochs --export writes")
+      ->type_name("N")
+      ->transform(positive_whole_number());
+  app.add_option("--batch-size", o.batch_size, "Mini-batch size (per entry: NAME@BATCH)")
+      ->type_name("N")
+      ->transform(positive_whole_number());
+  app.add_option("--threads", o.threads, "OpenMP threads")
+      ->type_name("N")
+      ->transform(positive_whole_number());
+  app.add_option("--seed", o.seed, "Seed of the initial parameters, the split and the batch order")
+      ->type_name("S")
+      ->transform(hesse::bench::seed());
+  app.add_option("--eval-every-samples", o.eval_every_samples,
+                 "Evaluate on the test set every this many samples (and at each epoch's end)")
+      ->type_name("N")
+      ->transform(positive_whole_number());
+  app.add_option("--optimizers", o.optimizers, "Comma-separated entries (see below)")
+      ->type_name("LIST");
+  app.add_option("--timing-steps", o.timing_steps, "Timed steps per optimizer and round")
+      ->type_name("N")
+      ->transform(positive_whole_number());
+  app.add_option("--timing-warmup", o.timing_warmup, "Untimed steps before them")
+      ->type_name("N")
+      ->transform(positive_whole_number());
+  app.add_option("--timing-rounds", o.timing_rounds,
+                 "Rounds of all optimizers in turns; the round with the median mean is reported")
+      ->type_name("N")
+      ->transform(positive_whole_number());
+  app.add_option("--timing-budget", o.timing_budget_seconds,
+                 "A round stops once its timed steps have taken this long")
+      ->type_name("SECONDS")
+      ->check(positive_number());
+  app.add_flag_callback(
+      "--no-timing", [&o] { o.timing = false; }, "Skip the step timing");
+  app.add_flag_callback(
+      "--no-runs", [&o] { o.runs = false; }, "Skip the runs to the target");
+  app.add_flag("--breakdown", o.breakdown,
+               "Also time the parts of a K-FAC and a Shampoo step alone (an experiment)");
+  app.add_option("--set", o.sets,
+                 "One setting of one entry of --optimizers, e.g. kfac.rank=16 (repeatable)")
+      ->type_name("NAME.KEY=VALUE")
+      ->default_str("")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->allow_extra_args(false);
+  app.add_option("--export", o.export_dir,
+                 "Write the data, initial parameters and batch order as NPY for torch_training.py")
+      ->type_name("DIR");
+  app.footer(
+      "LIST: an entry is an optimizer name of make_optimizer, NAME@BATCH to run it with\n"
+      "another batch size (hessian-free@1000), or NAME+KEY=VALUE[+KEY=VALUE] for a variant\n"
+      "with other settings (kfac+rank=16); its label is the entry as written. Settings are\n"
+      "make_optimizer's defaults except adam lr 1e-3 and sgd-momentum lr 0.05 (the rates\n"
+      "torch_training.py is given); --set LABEL.KEY=VALUE overrides one.");
+  hesse::bench::parse(app, argc, argv);
   return o;
+}
+
+[[noreturn]] void usage(const std::string& message) {
+  hesse::bench::usage_error(kProgram, message);
 }
 
 // One entry of --optimizers: the registry name, the label it is reported
