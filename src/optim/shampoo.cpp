@@ -61,6 +61,29 @@ void parallel_for(Index count, int threads, const Work& work) {
   }
 }
 
+// Two phases over [0, count) with `between` run once between them, in one
+// OpenMP region (one wake-up of the team instead of two): first(j) for
+// every j, then between(), then second(j) for every j; serial on one thread.
+template <class First, class Between, class Second>
+void parallel_phases(Index count, int threads, const First& first, const Between& between,
+                     const Second& second) {
+  if (threads > 1 && count > 1) {
+#pragma omp parallel num_threads(threads)
+    {
+#pragma omp for schedule(dynamic, 1)
+      for (Index j = 0; j < count; ++j) first(j);
+#pragma omp single
+      between();
+#pragma omp for schedule(dynamic, 1)
+      for (Index j = 0; j < count; ++j) second(j);
+    }
+  } else {
+    for (Index j = 0; j < count; ++j) first(j);
+    between();
+    for (Index j = 0; j < count; ++j) second(j);
+  }
+}
+
 // |v|^2 as a double sum of T-precision sums over chunks of 512 entries:
 // Eigen vectorises those, while v.cast<double>().squaredNorm() runs one
 // scalar addition chain (0.1 ms for 10^5 entries, a tenth of a step).
@@ -259,6 +282,7 @@ void Shampoo<T>::prepare(const StochasticObjective<T>& f, Index dimension) {
   direction_.resize(dimension);
   graft_squared_.assign(layers_.size(), 0.0);
   shampoo_squared_.assign(layers_.size(), 0.0);
+  layer_scale_.assign(layers_.size(), T(0));
   dimension_ = dimension;
   layout_ready_ = true;
 }
@@ -420,7 +444,8 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<c
   // distributed_shampoo's statistics_compute_steps: its 0-based step % k == 0.
   const bool update = (t - 1) % options_.statistics_every == 0;
   // Every block on one thread with Eigen single-threaded inside it: each
-  // block's arithmetic is then the same for any thread count.
+  // block's arithmetic is then the same for any thread count (the steps on
+  // x are element-wise).
   const int threads = omp_get_max_threads();
   SingleThreadedProducts guard;
   const auto block_at = [&](Index j) -> Block& {
@@ -452,50 +477,74 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<c
       result.event = std::to_string(failed) +
                      " inverse root(s) failed (non-finite or no convergence): previous "
                      "roots kept";
-    parallel_for(num_blocks, threads, [&](Index j) { precondition(block_at(j)); });
-  } else {
-    parallel_for(num_blocks, threads, [&](Index j) {
-      Block& b = block_at(j);
-      graft_block(b);
-      if (update) update_statistics(b);
-      if (preconditioned) precondition(b);
-    });
   }
   // u = scale d (+ weight_decay x), m = beta1 m + (1 - beta1) u, x = x - lr m
-  // over one segment, one pass for m and one for x.
+  // on a block or segment (a view of each of m, x, d): one pass for m, one
+  // for x.
   const T beta1 = T(options_.beta1), decay = T(options_.weight_decay);
   const T lr = T(options_.learning_rate);
-  const auto take_step = [&](Index begin, Index size, const Vector<T>& d, T scale) {
-    auto m = momentum_.segment(begin, size).array();
-    auto xs = x.segment(begin, size).array();
-    const auto ds = d.segment(begin, size).array();
+  const auto take_step = [&](auto m, auto xs, auto ds, T scale) {
     if (options_.weight_decay != 0)
       m = beta1 * m + (T(1) - beta1) * (scale * ds + decay * xs);
     else
       m = beta1 * m + (T(1) - beta1) * (scale * ds);
     xs -= lr * m;
   };
-  if (preconditioned) {
-    // Layer-wise grafting (Agarwal et al. 2020): Shampoo's direction with the
-    // length of the grafting optimizer's; |a| and |P| from the blocks' sums
-    // in block order.
+  const auto take_segment_step = [&](Index begin, Index size, const Vector<T>& d, T scale) {
+    take_step(momentum_.segment(begin, size).array(), x.segment(begin, size).array(),
+              d.segment(begin, size).array(), scale);
+  };
+  if (!preconditioned) {
+    parallel_for(num_blocks, threads, [&](Index j) {
+      Block& b = block_at(j);
+      graft_block(b);
+      if (update) update_statistics(b);
+    });
+    take_segment_step(0, x.size(), graft_direction_, T(1));
+    this->steps_ = t;
+    return result;
+  }
+  // Layer-wise grafting (Agarwal et al. 2020): Shampoo's direction with the
+  // length of the grafting optimizer's; |a| and |P| from the blocks' sums in
+  // block order, then each block's step with its layer's scale.
+  const auto layer_scales = [&] {
     std::fill(graft_squared_.begin(), graft_squared_.end(), 0.0);
     std::fill(shampoo_squared_.begin(), shampoo_squared_.end(), 0.0);
     for (const Block& b : blocks_) {
       graft_squared_[static_cast<std::size_t>(b.layer)] += b.graft_squared_norm;
       shampoo_squared_[static_cast<std::size_t>(b.layer)] += b.shampoo_squared_norm;
     }
-    for (std::size_t k = 0; k < layers_.size(); ++k) {
-      const Layer& l = layers_[k];
-      const double graft_norm = std::sqrt(graft_squared_[k]);
-      const double shampoo_norm = std::sqrt(shampoo_squared_[k]);
-      take_step(l.offset, l.rows * l.cols, direction_, T(graft_norm / (shampoo_norm + kNormFloor)));
-    }
-    for (const auto& [begin, end] : uncovered_)
-      take_step(begin, end - begin, graft_direction_, T(1));
+    for (std::size_t k = 0; k < layers_.size(); ++k)
+      layer_scale_[k] = static_cast<T>(std::sqrt(graft_squared_[k]) /
+                                       (std::sqrt(shampoo_squared_[k]) + kNormFloor));
+  };
+  const auto block_step = [&](Index j) {
+    const Block& b = block_at(j);
+    const Layer& l = layers_[static_cast<std::size_t>(b.layer)];
+    const auto piece = [&](auto& v) {
+      return MatrixMap<T>(v.data() + l.offset, l.rows, l.cols)
+          .block(b.row_begin, b.col_begin, b.rows, b.cols)
+          .array();
+    };
+    take_step(piece(momentum_), piece(x), piece(direction_),
+              layer_scale_[static_cast<std::size_t>(b.layer)]);
+  };
+  if (refresh) {
+    parallel_phases(
+        num_blocks, threads, [&](Index j) { precondition(block_at(j)); }, layer_scales, block_step);
   } else {
-    take_step(0, x.size(), graft_direction_, T(1));
+    parallel_phases(
+        num_blocks, threads,
+        [&](Index j) {
+          Block& b = block_at(j);
+          graft_block(b);
+          if (update) update_statistics(b);
+          precondition(b);
+        },
+        layer_scales, block_step);
   }
+  for (const auto& [begin, end] : uncovered_)
+    take_segment_step(begin, end - begin, graft_direction_, T(1));
   this->steps_ = t;
   return result;
 }

@@ -1,6 +1,6 @@
 // Shampoo against a dense restatement of its update (statistics, inverse 4th
-// roots by a separate eigendecomposition, blocking, grafting, momentum,
-// decay), the grafting norm against the grafted optimizer's step, training
+// roots by a separate eigendecomposition, exact or low-rank, blocking,
+// grafting, momentum, decay), the grafting norm against the grafted optimizer's step, training
 // small_mlp on blobs, checkpoints, option checks and NaN handling.
 #include <gtest/gtest.h>
 #include <omp.h>
@@ -11,6 +11,7 @@
 #include <limits>
 #include <vector>
 
+#include "../common/errors.hpp"
 #include "../common/small_network.hpp"
 #include "hesse/data/batch_sampler.hpp"
 #include "hesse/models/softmax_regression.hpp"
@@ -47,6 +48,23 @@ Matrix<double> inverse_fourth_root(const Matrix<double>& S, double eps, bool rel
   Vector<double> d(lambda.size());
   for (Index i = 0; i < d.size(); ++i) d[i] = std::pow(lambda[i] + ridge, -0.25);
   return es.eigenvectors() * d.asDiagonal() * es.eigenvectors().transpose();
+}
+
+// The low-rank root of ShampooOptions::rank from a full eigendecomposition:
+// rest I + Q diag((d + ridge)^{-1/4} - rest) Q^T with (Q, d) the top r
+// eigenpairs, m the mean of the others from the trace, rest = (m + ridge)^{-1/4}
+// and the ridge relative to the largest of d and m.
+Matrix<double> low_rank_fourth_root(const Matrix<double>& S, double eps, bool relative, Index r) {
+  const Index n = S.rows();
+  Eigen::SelfAdjointEigenSolver<Matrix<double>> es(S);
+  const Vector<double> top = es.eigenvalues().tail(r).cwiseMax(0.0);
+  const Matrix<double> Q = es.eigenvectors().rightCols(r);
+  const double mean = std::max(0.0, (S.trace() - top.sum()) / double(n - r));
+  const double ridge = relative ? eps * std::max(std::max(top.maxCoeff(), mean), 1e-16) : eps;
+  const double rest = std::pow(mean + ridge, -0.25);
+  Vector<double> scale(r);
+  for (Index i = 0; i < r; ++i) scale[i] = std::pow(top[i] + ridge, -0.25) - rest;
+  return rest * Matrix<double>::Identity(n, n) + Q * scale.asDiagonal() * Q.transpose();
 }
 
 // The update written out densely, one block at a time, for comparison.
@@ -107,10 +125,16 @@ struct ReferenceShampoo {
     const Index start = options.start_preconditioning_step;
     Vector<double> u = a;
     if (t >= start) {
+      const auto root = [&](const Matrix<double>& S) {
+        const Index r = options.rank;
+        return r > 0 && S.rows() > r
+                   ? low_rank_fourth_root(S, options.epsilon, options.relative_epsilon, r)
+                   : inverse_fourth_root(S, options.epsilon, options.relative_epsilon);
+      };
       if ((t - start) % options.inverse_every == 0)
         for (Block& b : blocks) {
-          b.L_root = inverse_fourth_root(b.L, options.epsilon, options.relative_epsilon);
-          b.R_root = inverse_fourth_root(b.R, options.epsilon, options.relative_epsilon);
+          b.L_root = root(b.L);
+          b.R_root = root(b.R);
         }
       for (const Block& b : blocks) {
         const Matrix<double> P = b.L_root * block_of(g, b) * b.R_root;
@@ -220,6 +244,72 @@ TEST(Shampoo, StepEqualsDenseFormulaWithStatisticsEvery) {
   EXPECT_LT(deviation_from_reference(o, 8), 1e-10);
 }
 
+TEST(Shampoo, StepEqualsDenseFormulaWithLowRankRoots) {
+  // block_size 6: sides of 3 to 6, each larger than rank 2 (the whole-layer
+  // case: sides 3, 5, 16, 17). Subspace iteration run long enough to reach
+  // the top eigenpairs of these small statistics.
+  ShampooOptions o{.learning_rate = 0.05,
+                   .beta1 = 0.5,
+                   .epsilon = 1e-4,
+                   .inverse_every = 1,
+                   .block_size = 6,
+                   .rank = 2,
+                   .subspace_iterations = 400,
+                   .start_preconditioning_step = 1};
+  EXPECT_LT(deviation_from_reference(o, 5), 1e-8);
+  o.block_size = 1000;
+  o.inverse_every = 2;
+  o.relative_epsilon = false;
+  EXPECT_LT(deviation_from_reference(o, 5), 1e-8);
+}
+
+TEST(Shampoo, RankAtLeastEverySideIsExact) {
+  // rank >= every side: no low-rank root, the same steps bit for bit.
+  Problem<double> p;
+  const ShampooOptions exact{.inverse_every = 2, .block_size = 6, .start_preconditioning_step = 2};
+  ShampooOptions high = exact;
+  high.rank = 6;
+  Shampoo<double> a(exact), b(high);
+  Vector<double> xa = p.net.network().initial_parameters(3), xb = xa;
+  for (int k = 0; k < 6; ++k) {
+    a.step(p.f, xa, first_samples(30));
+    b.step(p.f, xb, first_samples(30));
+  }
+  EXPECT_EQ(0, std::memcmp(xa.data(), xb.data(), sizeof(double) * xa.size()));
+}
+
+TEST(Shampoo, LowRankRootsInTheState) {
+  // The state holds each low-rank root as its basis (orthonormal columns)
+  // and its r scales then the rest; a side of at most rank keeps a dense root.
+  Problem<double> p;
+  Shampoo<double> opt(
+      {.inverse_every = 1, .block_size = 6, .rank = 4, .start_preconditioning_step = 1});
+  Vector<double> x = p.net.network().initial_parameters(3);
+  for (int k = 0; k < 3; ++k) opt.step(p.f, x, first_samples(40));
+  StateDict s;
+  opt.save_state(s);
+  const auto layout = opt.block_layout();
+  int low_rank_sides = 0;
+  for (std::size_t k = 0; k < layout.size(); ++k)
+    for (const auto& [side, n] : {std::pair{"left", layout[k].rows}, {"right", layout[k].cols}}) {
+      const std::string index = std::to_string(k);
+      const std::string basis_key = std::string("shampoo.") + side + "_basis." + index;
+      const std::string root_key = std::string("shampoo.") + side + "_root." + index;
+      if (n <= 4) {
+        EXPECT_TRUE(s.has_array(root_key) && !s.has_array(basis_key)) << root_key;
+        continue;
+      }
+      ++low_rank_sides;
+      ASSERT_TRUE(s.has_array(basis_key) && !s.has_array(root_key)) << basis_key;
+      Matrix<double> Q(n, 4);
+      s.get(basis_key, Q);
+      EXPECT_LT((Q.transpose() * Q - Matrix<double>::Identity(4, 4)).norm(), 1e-10) << basis_key;
+      EXPECT_EQ(s.array(std::string("shampoo.") + side + "_scale." + index).size(), 5u);
+    }
+  // Blocks 6 x 5, 6 x 5, 4 x 5 and 3 x 6, 3 x 6, 3 x 5: sides of 5 and 6.
+  EXPECT_EQ(low_rank_sides, 8);
+}
+
 TEST(Shampoo, StatisticsChangeOnlyEveryStatisticsEverySteps) {
   Problem<double> p;
   Shampoo<double> opt({.inverse_every = 100,
@@ -245,7 +335,7 @@ TEST(Shampoo, StatisticsChangeOnlyEveryStatisticsEverySteps) {
 // on one thread: the trajectory and the state are the same bit for bit on
 // one, two or three threads (the objective itself on one thread throughout).
 template <class T>
-void expect_same_on_any_thread_count() {
+void expect_same_on_any_thread_count(Index rank) {
   const auto data = testing::blobs<T>(96);
   nn::NetworkObjective<T> net(testing::small_mlp<T>(), nn::LossKind::SoftmaxCrossEntropy, data,
                               {.threads = 1});
@@ -254,6 +344,7 @@ void expect_same_on_any_thread_count() {
                          .inverse_every = 3,
                          .statistics_every = 2,
                          .block_size = 4,
+                         .rank = rank,
                          .start_preconditioning_step = 2,
                          .weight_decay = 1e-3};
   const int saved = omp_get_max_threads();
@@ -283,8 +374,10 @@ void expect_same_on_any_thread_count() {
 }
 
 TEST(Shampoo, SameResultOnAnyThreadCount) {
-  expect_same_on_any_thread_count<float>();
-  expect_same_on_any_thread_count<double>();
+  for (const Index rank : {0, 2}) {
+    expect_same_on_any_thread_count<float>(rank);
+    expect_same_on_any_thread_count<double>(rank);
+  }
 }
 
 // R^4 (S + ridge I) = I for every stored root: checks the eigen-based roots
@@ -411,14 +504,18 @@ TYPED_TEST(ShampooTyped, TrainsSmallMlpOnBlobs) {
   Shampoo<TypeParam> adagrad_graft(
       {.learning_rate = 0.15, .beta2 = 1, .inverse_every = 10, .graft = ShampooGraft::Adagrad});
   EXPECT_LT(train(adagrad_graft), 0.2) << "adagrad graft";
+  // Rank 2: every side (3, 5, 16 and 17) by its top two eigenpairs.
+  Shampoo<TypeParam> low_rank({.learning_rate = 0.02, .inverse_every = 10, .rank = 2});
+  EXPECT_LT(train(low_rank), 0.2) << "rank 2";
 }
 
-TYPED_TEST(ShampooTyped, CheckpointContinuesBitForBit) {
-  using T = TypeParam;
+template <class T>
+void expect_checkpoint_continues(Index rank) {
   // Roots at steps 3, 10, 17, 24: the checkpoint at step 12 falls between.
   const ShampooOptions o{.learning_rate = 0.02,
                          .inverse_every = 7,
                          .block_size = 6,
+                         .rank = rank,
                          .start_preconditioning_step = 3,
                          .weight_decay = 1e-3};
   Problem<T> p(384);
@@ -464,6 +561,11 @@ TYPED_TEST(ShampooTyped, CheckpointContinuesBitForBit) {
   EXPECT_TRUE(resumed.block_layout().empty());
 }
 
+TYPED_TEST(ShampooTyped, CheckpointContinuesBitForBit) {
+  expect_checkpoint_continues<TypeParam>(0);
+  expect_checkpoint_continues<TypeParam>(3);  // low-rank roots, warm-started after the restore
+}
+
 TEST(Shampoo, StateOfAnotherShapeIsRefused) {
   Problem<double> p;
   Vector<double> x = p.net.network().initial_parameters(2);
@@ -477,6 +579,21 @@ TEST(Shampoo, StateOfAnotherShapeIsRefused) {
   Shampoo<double> stepped({.block_size = 64});
   stepped.step(p.f, x, first_samples(10));
   EXPECT_THROW(stepped.load_state(s), InvalidArgument);
+
+  // Roots of another rank: a low-rank root where this optimizer's is dense,
+  // and the other way round.
+  Shampoo<double> low_rank({.block_size = 4, .rank = 2});
+  low_rank.step(p.f, x, first_samples(10));
+  StateDict l;
+  low_rank.save_state(l);
+  EXPECT_NE(testing::invalid_argument_message([&] {
+              Shampoo<double>({.block_size = 4}).load_state(l);
+            }).find("root is low-rank, this optimizer's rank is 0"),
+            std::string::npos);
+  EXPECT_NE(testing::invalid_argument_message([&] {
+              Shampoo<double>({.block_size = 4, .rank = 2}).load_state(s);
+            }).find("root is exact, this optimizer's rank is 2"),
+            std::string::npos);
 }
 
 TEST(Shampoo, NonFiniteGradientRejectsTheStep) {
@@ -559,6 +676,8 @@ TEST(Shampoo, InvalidOptionsNameTheField) {
   expect_field({.inverse_every = 0}, "inverse_every");
   expect_field({.statistics_every = 0}, "statistics_every");
   expect_field({.block_size = 0}, "block_size");
+  expect_field({.rank = -1}, "rank");
+  expect_field({.subspace_iterations = 0}, "subspace_iterations");
   expect_field({.graft = static_cast<ShampooGraft>(2)}, "graft");
   expect_field({.graft_epsilon = -1}, "graft_epsilon");
   expect_field({.start_preconditioning_step = 0}, "start_preconditioning_step");
@@ -582,6 +701,8 @@ TEST(Shampoo, SettingsAndFactory) {
                                                           {"inverse_every", 20},
                                                           {"statistics_every", 4},
                                                           {"block_size", 64},
+                                                          {"rank", 16},
+                                                          {"subspace_iterations", 3},
                                                           {"graft", 0},
                                                           {"graft_eps", 1e-9},
                                                           {"start_preconditioning_step", 2},
@@ -595,6 +716,8 @@ TEST(Shampoo, SettingsAndFactory) {
   EXPECT_EQ(o.inverse_every, 20);
   EXPECT_EQ(o.statistics_every, 4);
   EXPECT_EQ(o.block_size, 64);
+  EXPECT_EQ(o.rank, 16);
+  EXPECT_EQ(o.subspace_iterations, 3);
   EXPECT_EQ(o.graft, ShampooGraft::Adagrad);
   EXPECT_EQ(o.graft_epsilon, 1e-9);
   EXPECT_EQ(o.start_preconditioning_step, 2);

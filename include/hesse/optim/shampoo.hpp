@@ -226,6 +226,7 @@ class Shampoo final : public Optimizer<T> {
   std::vector<RootWorkspace> workspaces_;                // one per OpenMP thread of a refresh
   std::vector<char> root_failed_;                        // per statistic, this step
   std::vector<double> graft_squared_, shampoo_squared_;  // |a|^2, |P|^2 per layer, this step
+  std::vector<T> layer_scale_;                           // |a| / |P| per layer, this step
   Vector<T> gradient_, graft_accumulator_, graft_direction_, direction_, momentum_;
 };
 
