@@ -381,15 +381,36 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<c
     }
     return static_cast<double>(a.matrix().squaredNorm());
   };
-  const auto graft_block = [&](Block& b) {
+  // On a block: its direction a kept in graft_direction_ (the step is the
+  // graft's), or only |a|^2 (Shampoo's step): then column by column, each
+  // column's accumulator and a in cache, a not written.
+  const auto graft_block = [&](Block& b, bool keep_direction) {
     const Layer& l = layers_[static_cast<std::size_t>(b.layer)];
     const auto piece = [&](Vector<T>& v) {
       return MatrixMap<T>(v.data() + l.offset, l.rows, l.cols)
-          .block(b.row_begin, b.col_begin, b.rows, b.cols)
-          .array();
+          .block(b.row_begin, b.col_begin, b.rows, b.cols);
     };
-    b.graft_squared_norm =
-        graft(piece(gradient_), piece(graft_accumulator_), piece(graft_direction_));
+    if (keep_direction) {
+      b.graft_squared_norm = graft(piece(gradient_).array(), piece(graft_accumulator_).array(),
+                                   piece(graft_direction_).array());
+      return;
+    }
+    const auto G = piece(gradient_);
+    auto accumulator = piece(graft_accumulator_);
+    double sum = 0;
+    for (Index j = 0; j < b.cols; ++j) {
+      const auto g = G.col(j).array();
+      auto v = accumulator.col(j).array();
+      if (options_.graft == ShampooGraft::Adagrad) {
+        v += g.square();
+        sum += static_cast<double>((g / (v.sqrt() + epsilon_graft)).matrix().squaredNorm());
+      } else {
+        v = beta2 * v + (T(1) - beta2) * g.square();
+        sum += static_cast<double>(
+            (g / ((v / correction).sqrt() + epsilon_graft)).matrix().squaredNorm());
+      }
+    }
+    b.graft_squared_norm = sum;
   };
   for (const auto& [begin, end] : uncovered_)
     graft(gradient_.segment(begin, end - begin).array(),
@@ -454,7 +475,7 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<c
   if (refresh) {
     parallel_for(num_blocks, threads, [&](Index j) {
       Block& b = block_at(j);
-      graft_block(b);
+      graft_block(b, false);
       if (update) update_statistics(b);
     });
     // The eigendecompositions are the expensive part and independent.
@@ -497,7 +518,7 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<c
   if (!preconditioned) {
     parallel_for(num_blocks, threads, [&](Index j) {
       Block& b = block_at(j);
-      graft_block(b);
+      graft_block(b, true);
       if (update) update_statistics(b);
     });
     take_segment_step(0, x.size(), graft_direction_, T(1));
@@ -518,16 +539,20 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<c
       layer_scale_[k] = static_cast<T>(std::sqrt(graft_squared_[k]) /
                                        (std::sqrt(shampoo_squared_[k]) + kNormFloor));
   };
+  // Column by column: each column of m in cache for the update of x.
   const auto block_step = [&](Index j) {
     const Block& b = block_at(j);
     const Layer& l = layers_[static_cast<std::size_t>(b.layer)];
     const auto piece = [&](auto& v) {
       return MatrixMap<T>(v.data() + l.offset, l.rows, l.cols)
-          .block(b.row_begin, b.col_begin, b.rows, b.cols)
-          .array();
+          .block(b.row_begin, b.col_begin, b.rows, b.cols);
     };
-    take_step(piece(momentum_), piece(x), piece(direction_),
-              layer_scale_[static_cast<std::size_t>(b.layer)]);
+    auto m = piece(momentum_);
+    auto xs = piece(x);
+    const auto d = piece(direction_);
+    const T scale = layer_scale_[static_cast<std::size_t>(b.layer)];
+    for (Index c = 0; c < b.cols; ++c)
+      take_step(m.col(c).array(), xs.col(c).array(), d.col(c).array(), scale);
   };
   if (refresh) {
     parallel_phases(
@@ -537,7 +562,7 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<c
         num_blocks, threads,
         [&](Index j) {
           Block& b = block_at(j);
-          graft_block(b);
+          graft_block(b, false);
           if (update) update_statistics(b);
           precondition(b);
         },
