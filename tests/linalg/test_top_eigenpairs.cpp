@@ -3,31 +3,16 @@
 // alone, and its failures.
 #include <gtest/gtest.h>
 
-#include <Eigen/QR>
 #include <limits>
-#include <random>
 
 #include "../common/errors.hpp"
-#include "hesse/core/rng.hpp"
+#include "../common/spectrum.hpp"
 #include "hesse/linalg/dense.hpp"
 
 namespace hesse::linalg {
 namespace {
 
-// V diag(values) V^T with V a seeded random orthogonal matrix; V's columns
-// are the eigenvectors in the order of `values`.
-Matrix<double> with_spectrum(const Vector<double>& values, std::uint64_t seed,
-                             Matrix<double>* vectors = nullptr) {
-  const Index n = values.size();
-  Rng rng(seed);
-  std::normal_distribution<double> draw(0.0, 1.0);
-  Matrix<double> A(n, n);
-  for (Index j = 0; j < n; ++j)
-    for (Index i = 0; i < n; ++i) A(i, j) = draw(rng);
-  const Matrix<double> V = Eigen::HouseholderQR<Matrix<double>>(A).householderQ();
-  if (vectors) *vectors = V;
-  return V * values.asDiagonal() * V.transpose();
-}
+using testing::with_spectrum;
 
 TEST(TopEigenpairs, FindsTheTopOfAKnownSpectrum) {
   Vector<double> spectrum(8);

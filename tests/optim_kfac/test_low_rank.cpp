@@ -9,9 +9,9 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <random>
 #include <vector>
 
+#include "../common/spectrum.hpp"
 #include "kfac_test_util.hpp"
 
 namespace hesse::optim {
@@ -20,18 +20,7 @@ namespace {
 using kfac_test::kron;
 using kfac_test::Problem;
 using kfac_test::symmetric;
-
-// Q diag(values) Q^T with a seeded random orthogonal Q.
-Matrix<double> with_spectrum(const Vector<double>& values, std::uint64_t seed) {
-  const Index n = values.size();
-  Rng rng(seed);
-  std::normal_distribution<double> draw(0.0, 1.0);
-  Matrix<double> M(n, n);
-  for (Index j = 0; j < n; ++j)
-    for (Index i = 0; i < n; ++i) M(i, j) = draw(rng);
-  const Matrix<double> Q = Eigen::HouseholderQR<Matrix<double>>(M).householderQ();
-  return Q * values.asDiagonal() * Q.transpose();
-}
+using testing::with_spectrum;
 
 Matrix<double> applied(const KfacLowRankInverse<double>& low) {
   const Index n = low.basis.rows();
