@@ -369,21 +369,29 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<c
   const T beta2 = T(options_.beta2);
   const T epsilon_graft = T(options_.graft_epsilon);
   const T correction = T(1 - std::pow(options_.beta2, static_cast<double>(t)));
-  // The grafting optimizer's accumulator and direction a on one piece of the
-  // flat vector (arrays over a block of a layer, or a segment); returns |a|^2.
+  // The grafting optimizer on one piece of the flat vector (arrays over a
+  // block's column, a block of a layer, or a segment): its accumulator's
+  // update and its direction a = g / (sqrt(v / divisor) + eps) (the
+  // divisor 1 for AdaGrad is exact).
+  const T divisor = options_.graft == ShampooGraft::Adagrad ? T(1) : correction;
+  const auto accumulate = [&](const auto& g, auto v) {
+    if (options_.graft == ShampooGraft::Adagrad)
+      v += g.square();
+    else
+      v = beta2 * v + (T(1) - beta2) * g.square();
+  };
+  const auto direction = [&](const auto& g, const auto& v) {
+    return g / ((v / divisor).sqrt() + epsilon_graft);
+  };
+  // Writes a; returns |a|^2.
   const auto graft = [&](auto g, auto accumulator, auto a) -> double {
-    if (options_.graft == ShampooGraft::Adagrad) {
-      accumulator += g.square();
-      a = g / (accumulator.sqrt() + epsilon_graft);
-    } else {
-      accumulator = beta2 * accumulator + (T(1) - beta2) * g.square();
-      a = g / ((accumulator / correction).sqrt() + epsilon_graft);
-    }
+    accumulate(g, accumulator);
+    a = direction(g, accumulator);
     return static_cast<double>(a.matrix().squaredNorm());
   };
   // On a block: its direction a kept in graft_direction_ (the step is the
   // graft's), or only |a|^2 (Shampoo's step): then column by column, each
-  // column's accumulator and a in cache, a not written.
+  // column's accumulator in cache, a not written.
   const auto graft_block = [&](Block& b, bool keep_direction) {
     const Layer& l = layers_[static_cast<std::size_t>(b.layer)];
     const auto piece = [&](Vector<T>& v) {
@@ -400,15 +408,9 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<c
     double sum = 0;
     for (Index j = 0; j < b.cols; ++j) {
       const auto g = G.col(j).array();
-      auto v = accumulator.col(j).array();
-      if (options_.graft == ShampooGraft::Adagrad) {
-        v += g.square();
-        sum += static_cast<double>((g / (v.sqrt() + epsilon_graft)).matrix().squaredNorm());
-      } else {
-        v = beta2 * v + (T(1) - beta2) * g.square();
-        sum += static_cast<double>(
-            (g / ((v / correction).sqrt() + epsilon_graft)).matrix().squaredNorm());
-      }
+      const auto v = accumulator.col(j).array();
+      accumulate(g, accumulator.col(j).array());
+      sum += static_cast<double>(direction(g, v).matrix().squaredNorm());
     }
     b.graft_squared_norm = sum;
   };
