@@ -507,6 +507,9 @@ TYPED_TEST(ShampooTyped, TrainsSmallMlpOnBlobs) {
   // Rank 2: every side (3, 5, 16 and 17) by its top two eigenpairs.
   Shampoo<TypeParam> low_rank({.learning_rate = 0.02, .inverse_every = 10, .rank = 2});
   EXPECT_LT(train(low_rank), 0.2) << "rank 2";
+  Shampoo<TypeParam> low_rank_in_t(
+      {.learning_rate = 0.02, .roots_in_double = false, .inverse_every = 10, .rank = 2});
+  EXPECT_LT(train(low_rank_in_t), 0.2) << "rank 2, roots in T";
 }
 
 template <class T>
@@ -635,6 +638,29 @@ TEST(Shampoo, FailedInverseRootKeepsThePreviousRoot) {
   StateDict after;
   opt.save_state(after);
   EXPECT_EQ(after.array("shampoo.left_root.0"), s.array("shampoo.left_root.0"));
+}
+
+TEST(Shampoo, FailedLowRankRootKeepsThePreviousRoot) {
+  // The same with rank 2: the subspace iteration meets the NaN, the old
+  // basis, scales and rest stay.
+  Problem<double> p;
+  Shampoo<double> opt({.inverse_every = 2, .rank = 2, .start_preconditioning_step = 1});
+  Vector<double> x = p.net.network().initial_parameters(2);
+  opt.step(p.f, x, first_samples(10));  // roots at step 1
+  StateDict s;
+  opt.save_state(s);
+  ASSERT_TRUE(s.has_array("shampoo.left_basis.0"));
+  s.arrays["shampoo.left.0"][0] = std::numeric_limits<double>::quiet_NaN();
+  opt.load_state(s);
+  opt.step(p.f, x, first_samples(10));
+  const StepResult third = opt.step(p.f, x, first_samples(10));  // refresh
+  EXPECT_TRUE(third.accepted);
+  EXPECT_NE(third.event.find("1 inverse root(s) failed"), std::string::npos) << third.event;
+  EXPECT_TRUE(x.allFinite());
+  StateDict after;
+  opt.save_state(after);
+  EXPECT_EQ(after.array("shampoo.left_basis.0"), s.array("shampoo.left_basis.0"));
+  EXPECT_EQ(after.array("shampoo.left_scale.0"), s.array("shampoo.left_scale.0"));
 }
 
 TEST(Shampoo, ObjectiveWithoutParameterBlocksIsOneColumn) {
