@@ -34,6 +34,7 @@
 #pragma once
 
 #include <Eigen/Eigenvalues>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
