@@ -62,6 +62,15 @@ T softmax_column(const Column& z, Out&& p) {
   return shift + std::log(total);
 }
 
+// One column's softmax probabilities: this thread's buffer, so that a call
+// allocates only when the class count grows (the loss runs on every chunk).
+template <class T>
+Vector<T>& softmax_scratch(Index k) {
+  thread_local Vector<T> p;
+  if (p.size() != k) p.resize(k);
+  return p;
+}
+
 template <class T>
 T sigmoid(T z) {
   if (z >= T(0)) return T(1) / (T(1) + std::exp(-z));
@@ -93,7 +102,7 @@ double loss_value_and_gradient(LossKind kind, ConstMatrixRef<T> Z, ConstMatrixRe
       break;
     }
     case LossKind::SoftmaxCrossEntropy: {
-      Vector<T> p(k);
+      Vector<T>& p = softmax_scratch<T>(k);
       for (Index i = 0; i < batch; ++i) {
         const auto label = static_cast<Index>(Y(0, i));
         const T log_normalizer = softmax_column<T>(Z.col(i), p);
@@ -131,7 +140,7 @@ void loss_hessian_product(LossKind kind, ConstMatrixRef<T> Z, ConstMatrixRef<T> 
     case LossKind::MeanSquaredError: out = (T(2) * scale / T(k)) * RZ; break;
     case LossKind::SoftmaxCrossEntropy: {
       // H = diag(p) - p p^T, so H r = p .* r - p (p . r).
-      Vector<T> p(k);
+      Vector<T>& p = softmax_scratch<T>(k);
       for (Index i = 0; i < batch; ++i) {
         softmax_column<T>(Z.col(i), p);
         const T p_dot_r = p.dot(RZ.col(i));

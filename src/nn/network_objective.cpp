@@ -1,10 +1,10 @@
 #include "hesse/nn/network_objective.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <random>
 #include <string>
-
-#include <omp.h>
 
 #include "hesse/core/error.hpp"
 
@@ -13,9 +13,10 @@ namespace hesse::nn {
 void NetworkObjectiveOptions::validate() const {
   HESSE_REQUIRE(chunk_size > 0, "NetworkObjectiveOptions.chunk_size = " +
                                     std::to_string(chunk_size) + ": must be positive");
-  HESSE_REQUIRE(l2 >= 0, "NetworkObjectiveOptions.l2 = " + std::to_string(l2) +
-                             ": must be non-negative");
-  HESSE_REQUIRE(max_dense_dimension > 0, "NetworkObjectiveOptions.max_dense_dimension must be positive");
+  HESSE_REQUIRE(l2 >= 0,
+                "NetworkObjectiveOptions.l2 = " + std::to_string(l2) + ": must be non-negative");
+  HESSE_REQUIRE(max_dense_dimension > 0,
+                "NetworkObjectiveOptions.max_dense_dimension must be positive");
   HESSE_REQUIRE(threads >= 0, "NetworkObjectiveOptions.threads = " + std::to_string(threads) +
                                   ": must be >= 0 (0: all OpenMP threads)");
   HESSE_REQUIRE(min_samples_per_thread > 0, "NetworkObjectiveOptions.min_samples_per_thread = " +
@@ -25,13 +26,13 @@ void NetworkObjectiveOptions::validate() const {
 
 template <class T>
 NetworkObjective<T>::NetworkObjective(Sequential<T> network, LossKind loss,
-                                      const data::Dataset<T>& data,
-                                      NetworkObjectiveOptions options)
+                                      const data::Dataset<T>& data, NetworkObjectiveOptions options)
     : network_(std::move(network)), loss_(loss), data_(&data), options_(options) {
   options_.validate();
   HESSE_REQUIRE(network_.num_layers() > 0, "network objective: the network has no layers");
-  HESSE_REQUIRE(!data.is_sparse(), "network objective: data set '" + data.name +
-                                       "' has sparse features; networks need dense ones (to_dense())");
+  HESSE_REQUIRE(!data.is_sparse(),
+                "network objective: data set '" + data.name +
+                    "' has sparse features; networks need dense ones (to_dense())");
   HESSE_REQUIRE(data.num_samples() > 0, "network objective: data set '" + data.name + "' is empty");
   HESSE_REQUIRE(data.features.cols() == data.targets.cols(),
                 "network objective: data set '" + data.name + "' has " +
@@ -43,11 +44,13 @@ NetworkObjective<T>::NetworkObjective(Sequential<T> network, LossKind loss,
                     std::to_string(data.num_features()) + " features");
   validate_loss(loss, network_.output_size(), data.targets.rows(), data.num_classes);
   const auto layers = static_cast<std::size_t>(network_.num_layers());
-  workspaces_.resize(static_cast<std::size_t>(options_.threads > 0 ? options_.threads : omp_get_max_threads()));
-  for (Workspace& ws : workspaces_) {
-    ws.activations.resize(layers);
-    ws.r_activations.resize(layers);
-  }
+  workspaces_.resize(
+      static_cast<std::size_t>(options_.threads > 0 ? options_.threads : omp_get_max_threads()));
+  for (Workspace& ws : workspaces_)
+    for (Buffers& set : ws.sets) {
+      set.activations.resize(layers);
+      set.r_activations.resize(layers);
+    }
   block_of_layer_.assign(layers, -1);
   const auto blocks = network_.parameter_blocks();
   for (std::size_t b = 0; b < blocks.size(); ++b)
@@ -60,7 +63,8 @@ NetworkObjective<T>::NetworkObjective(Sequential<T> network, LossKind loss,
       panels_.push_back({b, blocks[b].layer, j, std::min(kPanelColumns, size - j)});
   }
   std::stable_sort(panels_.begin(), panels_.end(), [&](const Panel& p, const Panel& q) {
-    return (blocks[p.block].cols + 1 - p.begin) * p.width > (blocks[q.block].cols + 1 - q.begin) * q.width;
+    return (blocks[p.block].cols + 1 - p.begin) * p.width >
+           (blocks[q.block].cols + 1 - q.begin) * q.width;
   });
   panel_checks_.assign(panels_.size(), T(0));
   for (Index l = 0; l < network_.num_layers(); ++l)
@@ -88,7 +92,8 @@ void NetworkObjective<T>::select_all() {
 }
 
 template <class T>
-void NetworkObjective<T>::check_sizes(const Vector<T>& x, const Vector<T>* v, const char* call) const {
+void NetworkObjective<T>::check_sizes(const Vector<T>& x, const Vector<T>* v,
+                                      const char* call) const {
   HESSE_REQUIRE(x.size() == dimension(), std::string(call) + ": x has " + std::to_string(x.size()) +
                                              " entries, the network has " +
                                              std::to_string(dimension()) + " parameters");
@@ -104,7 +109,8 @@ void NetworkObjective<T>::forward(Workspace& ws, const T* x, ConstRef<T> X) {
   for (Index l = 0; l < network_.num_layers(); ++l) {
     const auto i = static_cast<std::size_t>(l);
     network_.layer(l).forward(x + network_.parameter_offset(l),
-                              l == 0 ? X : ConstRef<T>(ws.activations[i - 1]), ws.activations[i]);
+                              l == 0 ? X : ConstRef<T>(ws.cur().activations[i - 1]),
+                              ws.cur().activations[i]);
   }
 }
 
@@ -116,9 +122,9 @@ void NetworkObjective<T>::r_forward(Workspace& ws, const T* x, const T* v, Const
     const auto i = static_cast<std::size_t>(l);
     const Index offset = network_.parameter_offset(l);
     network_.layer(l).r_forward(x + offset, v + offset,
-                                l == 0 ? X : ConstRef<T>(ws.activations[i - 1]),
-                                l == 0 ? nullptr : &ws.r_activations[i - 1], ws.activations[i],
-                                ws.r_activations[i]);
+                                l == 0 ? X : ConstRef<T>(ws.cur().activations[i - 1]),
+                                l == 0 ? nullptr : &ws.cur().r_activations[i - 1],
+                                ws.cur().activations[i], ws.cur().r_activations[i]);
   }
 }
 
@@ -128,9 +134,9 @@ void NetworkObjective<T>::chunk(Workspace& ws, Pass pass, const T* x, const T* v
   const Index layers = network_.num_layers();
   const auto last = static_cast<std::size_t>(layers - 1);
   forward(ws, x, X);
-  const Matrix<T>& outputs = ws.activations[last];
+  const Matrix<T>& outputs = ws.cur().activations[last];
   auto input_of = [&](Index l) {
-    return l == 0 ? X : ConstRef<T>(ws.activations[static_cast<std::size_t>(l - 1)]);
+    return l == 0 ? X : ConstRef<T>(ws.cur().activations[static_cast<std::size_t>(l - 1)]);
   };
 
   switch (pass) {
@@ -143,10 +149,11 @@ void NetworkObjective<T>::chunk(Workspace& ws, Pass pass, const T* x, const T* v
       // Gradient: backpropagate dL/dZ. Gauss-Newton: backpropagate
       // u = H_loss (J v) instead, which gives J^T H_loss J v.
       if (pass == Pass::Gradient) {
-        ws.loss += loss_value_and_gradient<T>(loss_, outputs, Y, scale, &ws.delta[0]);
+        ws.loss += loss_value_and_gradient<T>(loss_, outputs, Y, scale, &ws.cur().delta[0]);
       } else {
         r_forward(ws, x, v, X);
-        loss_hessian_product<T>(loss_, outputs, Y, ws.r_activations[last], scale, ws.delta[0]);
+        loss_hessian_product<T>(loss_, outputs, Y, ws.cur().r_activations[last], scale,
+                                ws.cur().delta[0]);
       }
       backward_pass(ws, x, X, out, false);
       return;
@@ -159,8 +166,8 @@ void NetworkObjective<T>::chunk(Workspace& ws, Pass pass, const T* x, const T* v
     case Pass::SampledGradient: {
       ws.loss += loss_value_and_gradient<T>(loss_, outputs, Y, scale, nullptr);
       const Index per = randoms_per_sample(loss_, outputs.rows());
-      sample_targets<T>(loss_, outputs, randoms_.data() + ws.chunk_start * per, ws.sampled_y);
-      loss_value_and_gradient<T>(loss_, outputs, ws.sampled_y, scale, &ws.delta[0]);
+      sample_targets<T>(loss_, outputs, randoms_.data() + ws.chunk_start * per, ws.cur().sampled_y);
+      loss_value_and_gradient<T>(loss_, outputs, ws.cur().sampled_y, scale, &ws.cur().delta[0]);
       backward_pass(ws, x, X, out, false);
       return;
     }
@@ -168,25 +175,25 @@ void NetworkObjective<T>::chunk(Workspace& ws, Pass pass, const T* x, const T* v
     case Pass::SquaredGradient:
       // scale = 1 (see run): column i of the adjoints is sample i's own
       // gradient, as in a single-sample call.
-      ws.loss += loss_value_and_gradient<T>(loss_, outputs, Y, scale, &ws.delta[0]);
+      ws.loss += loss_value_and_gradient<T>(loss_, outputs, Y, scale, &ws.cur().delta[0]);
       backward_pass(ws, x, X, out, false, ws.squares.data());
       return;
 
     case Pass::HessianVector: {
       // Pearlmutter (1994): differentiate the backward pass along v.
       int current = 0;
-      ws.loss += loss_value_and_gradient<T>(loss_, outputs, Y, scale, &ws.delta[current]);
+      ws.loss += loss_value_and_gradient<T>(loss_, outputs, Y, scale, &ws.cur().delta[current]);
       r_forward(ws, x, v, X);
-      loss_hessian_product<T>(loss_, outputs, Y, ws.r_activations[last], scale, ws.r_delta[current]);
+      loss_hessian_product<T>(loss_, outputs, Y, ws.cur().r_activations[last], scale,
+                              ws.cur().r_delta[current]);
       for (Index l = layers - 1; l >= 0; --l) {
         const auto i = static_cast<std::size_t>(l);
         const Index offset = network_.parameter_offset(l);
-        network_.layer(l).r_backward(x + offset, v + offset, input_of(l),
-                                     l > 0 ? &ws.r_activations[i - 1] : nullptr, ws.activations[i],
-                                     ws.r_activations[i], ws.delta[current], ws.r_delta[current],
-                                     l > 0 ? &ws.delta[1 - current] : nullptr,
-                                     l > 0 ? &ws.r_delta[1 - current] : nullptr, out + offset,
-                                     nullptr);
+        network_.layer(l).r_backward(
+            x + offset, v + offset, input_of(l), l > 0 ? &ws.cur().r_activations[i - 1] : nullptr,
+            ws.cur().activations[i], ws.cur().r_activations[i], ws.cur().delta[current],
+            ws.cur().r_delta[current], l > 0 ? &ws.cur().delta[1 - current] : nullptr,
+            l > 0 ? &ws.cur().r_delta[1 - current] : nullptr, out + offset, nullptr);
         current = 1 - current;
       }
       return;
@@ -194,7 +201,7 @@ void NetworkObjective<T>::chunk(Workspace& ws, Pass pass, const T* x, const T* v
   }
 }
 
-// Backpropagates ws.delta[0] (the adjoint of the outputs) through every
+// Backpropagates ws.cur().delta[0] (the adjoint of the outputs) through every
 // layer; out += the parameters' adjoint unless null. With collect_g, each
 // Dense layer's output adjoint dS is also summed as dS dS^T into g_sums.
 template <class T>
@@ -205,15 +212,15 @@ void NetworkObjective<T>::backward_pass(Workspace& ws, const T* x, ConstRef<T> X
     const auto i = static_cast<std::size_t>(l);
     if (collect_g && block_of_layer_[i] >= 0) {
       Matrix<T>& sum = ws.g_sums[static_cast<std::size_t>(block_of_layer_[i])];
-      sum.template selfadjointView<Eigen::Lower>().rankUpdate(ws.delta[current]);
+      sum.template selfadjointView<Eigen::Lower>().rankUpdate(ws.cur().delta[current]);
     }
     const Index offset = network_.parameter_offset(l);
     if (squares && block_of_layer_[i] >= 0)
-      accumulate_squares(ws, l == 0 ? X : ConstRef<T>(ws.activations[i - 1]), ws.delta[current],
-                         squares + offset);
-    network_.layer(l).backward(x + offset, l == 0 ? X : ConstRef<T>(ws.activations[i - 1]),
-                               ws.activations[i], ws.delta[current],
-                               l > 0 ? &ws.delta[1 - current] : nullptr,
+      accumulate_squares(ws, l == 0 ? X : ConstRef<T>(ws.cur().activations[i - 1]),
+                         ws.cur().delta[current], squares + offset);
+    network_.layer(l).backward(x + offset, l == 0 ? X : ConstRef<T>(ws.cur().activations[i - 1]),
+                               ws.cur().activations[i], ws.cur().delta[current],
+                               l > 0 ? &ws.cur().delta[1 - current] : nullptr,
                                out ? out + offset : nullptr);
     current = 1 - current;
   }
@@ -242,7 +249,7 @@ void NetworkObjective<T>::accumulate_squares(Workspace& ws, ConstRef<T> A, const
 template <class T>
 void NetworkObjective<T>::kronecker_chunk(Workspace& ws, const T* x, T* out, ConstRef<T> X,
                                           ConstRef<T> Y, T scale) {
-  const Matrix<T>& outputs = ws.activations.back();
+  const Matrix<T>& outputs = ws.cur().activations.back();
   if (ws.clear_sums) {  // this slice's first chunk: only the lower triangles are ever read
     if (!a_by_panels_)
       for (Matrix<T>& sum : ws.a_sums) sum.template triangularView<Eigen::Lower>().setZero();
@@ -259,7 +266,8 @@ void NetworkObjective<T>::kronecker_chunk(Workspace& ws, const T* x, T* out, Con
   for (Index l = 0; l < network_.num_layers() && !a_by_panels_; ++l) {
     const Index b = block_of_layer_[static_cast<std::size_t>(l)];
     if (b < 0) continue;
-    ConstRef<T> input = l == 0 ? X : ConstRef<T>(ws.activations[static_cast<std::size_t>(l - 1)]);
+    ConstRef<T> input =
+        l == 0 ? X : ConstRef<T>(ws.cur().activations[static_cast<std::size_t>(l - 1)]);
     Matrix<T>& sum = ws.a_sums[static_cast<std::size_t>(b)];
     const Index c = input.rows();
     sum.topLeftCorner(c, c).template selfadjointView<Eigen::Lower>().rankUpdate(input);
@@ -268,12 +276,12 @@ void NetworkObjective<T>::kronecker_chunk(Workspace& ws, const T* x, T* out, Con
   }
   const bool empirical = fisher_kind_ == FisherKind::Empirical;
   ws.loss += loss_value_and_gradient<T>(loss_, outputs, Y, scale,
-                                        out || empirical ? &ws.delta[0] : nullptr);
+                                        out || empirical ? &ws.cur().delta[0] : nullptr);
   if (out || empirical) backward_pass(ws, x, X, out, empirical);
   if (!empirical) {
     const Index per = randoms_per_sample(loss_, outputs.rows());
-    sample_targets<T>(loss_, outputs, randoms_.data() + ws.chunk_start * per, ws.sampled_y);
-    loss_value_and_gradient<T>(loss_, outputs, ws.sampled_y, scale, &ws.delta[0]);
+    sample_targets<T>(loss_, outputs, randoms_.data() + ws.chunk_start * per, ws.cur().sampled_y);
+    loss_value_and_gradient<T>(loss_, outputs, ws.cur().sampled_y, scale, &ws.cur().delta[0]);
     backward_pass(ws, x, X, nullptr, true);
   }
 }
@@ -320,12 +328,12 @@ double NetworkObjective<T>::kronecker_pass(const Vector<T>& x, FisherKind kind, 
 }
 
 template <class T>
-Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>> NetworkObjective<T>::slice_input(int t,
-                                                                                    Index l) const {
+Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>> NetworkObjective<T>::slice_input(
+    int t, Index l) const {
   const Workspace& ws = workspaces_[static_cast<std::size_t>(t)];
   if (l == 0)
     return {ws.input_data, ws.input_rows, ws.input_cols, Eigen::OuterStride<>(ws.input_stride)};
-  const Matrix<T>& a = ws.activations[static_cast<std::size_t>(l - 1)];
+  const Matrix<T>& a = ws.cur().activations[static_cast<std::size_t>(l - 1)];
   return {a.data(), a.rows(), a.cols(), Eigen::OuterStride<>(a.rows())};
 }
 
@@ -380,8 +388,7 @@ void NetworkObjective<T>::a_panel(std::size_t index) {
 
 template <class T>
 template <class Column>
-T NetworkObjective<T>::average_column(Column column, T scale, const Matrix<T>* old,
-                                      Index j) const {
+T NetworkObjective<T>::average_column(Column column, T scale, const Matrix<T>* old, Index j) const {
   column *= scale;
   if (old) column = kron_keep_ * old->col(j).tail(column.size()) + kron_take_ * column;
   return (column.array() * T(0)).sum();
@@ -467,15 +474,15 @@ T NetworkObjective<T>::kronecker_factors(const Vector<T>& x, FisherKind kind, Rn
                                          KroneckerFactors<T>& factors, Vector<T>* gradient) {
   check_sizes(x, nullptr, "kronecker_factors");
   Index nonfinite = -1;
-  const T loss = kronecker_factor_averages(x, kind, rng, nullptr, 0.0, factors, gradient, nonfinite);
+  const T loss =
+      kronecker_factor_averages(x, kind, rng, nullptr, 0.0, factors, gradient, nonfinite);
   for (Matrix<T>& F : factors.A) F = F.template selfadjointView<Eigen::Lower>();
   for (Matrix<T>& F : factors.G) F = F.template selfadjointView<Eigen::Lower>();
   return loss;
 }
 
 template <class T>
-T NetworkObjective<T>::sampled_target_gradient(const Vector<T>& x, Rng& rng,
-                                               Vector<T>& gradient) {
+T NetworkObjective<T>::sampled_target_gradient(const Vector<T>& x, Rng& rng, Vector<T>& gradient) {
   check_sizes(x, nullptr, "sampled_target_gradient");
   draw_randoms(rng, loss_ == LossKind::MeanSquaredError);
   double loss = run(Pass::SampledGradient, x, nullptr, &gradient);
@@ -532,19 +539,20 @@ void NetworkObjective<T>::run_slice(Workspace& ws, Pass pass, const T* x, const 
   const data::Dataset<T>& data = *data_;
   for (Index start = begin; start < end; start += options_.chunk_size) {
     const Index count = std::min(options_.chunk_size, end - start);
+    ws.use(count);
     ws.chunk_start = start;
     if (all_selected_) {
       chunk(ws, pass, x, v, out, data.features.middleCols(start, count),
             data.targets.middleCols(start, count), scale);
     } else {
-      ws.gathered_x.resize(data.features.rows(), count);
-      ws.gathered_y.resize(data.targets.rows(), count);
+      ws.cur().gathered_x.resize(data.features.rows(), count);
+      ws.cur().gathered_y.resize(data.targets.rows(), count);
       for (Index j = 0; j < count; ++j) {
         const Index sample = batch_[static_cast<std::size_t>(start + j)];
-        ws.gathered_x.col(j) = data.features.col(sample);
-        ws.gathered_y.col(j) = data.targets.col(sample);
+        ws.cur().gathered_x.col(j) = data.features.col(sample);
+        ws.cur().gathered_y.col(j) = data.targets.col(sample);
       }
-      chunk(ws, pass, x, v, out, ws.gathered_x, ws.gathered_y, scale);
+      chunk(ws, pass, x, v, out, ws.cur().gathered_x, ws.cur().gathered_y, scale);
     }
   }
 }
@@ -647,28 +655,30 @@ template <class T>
 double NetworkObjective<T>::accuracy(const Vector<T>& x) {
   check_sizes(x, nullptr, "accuracy");
   const data::Dataset<T>& data = *data_;
-  HESSE_REQUIRE(data.is_classification(), "accuracy: data set '" + data.name + "' is not a classification set");
+  HESSE_REQUIRE(data.is_classification(),
+                "accuracy: data set '" + data.name + "' is not a classification set");
   const Index selected = num_selected();
   Index correct = 0;
   for (Index start = 0; start < selected; start += options_.chunk_size) {
     const Index count = std::min(options_.chunk_size, selected - start);
     Workspace& ws = workspaces_.front();
-    ws.gathered_x.resize(data.features.rows(), count);
-    ws.gathered_y.resize(1, count);
+    ws.use(count);
+    ws.cur().gathered_x.resize(data.features.rows(), count);
+    ws.cur().gathered_y.resize(1, count);
     for (Index j = 0; j < count; ++j) {
       const Index sample = all_selected_ ? start + j : batch_[static_cast<std::size_t>(start + j)];
-      ws.gathered_x.col(j) = data.features.col(sample);
-      ws.gathered_y(0, j) = data.targets(0, sample);
+      ws.cur().gathered_x.col(j) = data.features.col(sample);
+      ws.cur().gathered_y(0, j) = data.targets(0, sample);
     }
-    forward(ws, x.data(), ws.gathered_x);
-    const Matrix<T>& outputs = ws.activations.back();
+    forward(ws, x.data(), ws.cur().gathered_x);
+    const Matrix<T>& outputs = ws.cur().activations.back();
     for (Index j = 0; j < count; ++j) {
       Index predicted = 0;
       if (outputs.rows() == 1)
         predicted = outputs(0, j) > T(0) ? 1 : 0;
       else
         outputs.col(j).maxCoeff(&predicted);
-      correct += predicted == static_cast<Index>(ws.gathered_y(0, j));
+      correct += predicted == static_cast<Index>(ws.cur().gathered_y(0, j));
     }
   }
   return static_cast<double>(correct) / static_cast<double>(selected);

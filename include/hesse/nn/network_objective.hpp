@@ -34,11 +34,11 @@
 namespace hesse::nn {
 
 struct NetworkObjectiveOptions {
-  Index chunk_size = 2048;              ///< samples per pass; bounds activation memory
-  double l2 = 0;                        ///< adds l2/2 |x|^2 to the objective
-  Index max_dense_dimension = 20000;    ///< hessian() refuses larger models
-  int threads = 0;                      ///< 0: all OpenMP threads (omp_get_max_threads)
-  Index min_samples_per_thread = 16;    ///< below this, one slice with Eigen's own threading
+  Index chunk_size = 2048;            ///< samples per pass; bounds activation memory
+  double l2 = 0;                      ///< adds l2/2 |x|^2 to the objective
+  Index max_dense_dimension = 20000;  ///< hessian() refuses larger models
+  int threads = 0;                    ///< 0: all OpenMP threads (omp_get_max_threads)
+  Index min_samples_per_thread = 16;  ///< below this, one slice with Eigen's own threading
   void validate() const;
 };
 
@@ -87,8 +87,8 @@ class NetworkObjective {
   /// Kronecker factors of the Fisher; also the gradient when `gradient` is
   /// not null, from the same forward pass. The true Fisher's labels come from
   /// `rng`, drawn in a fixed order, so results do not depend on the threads.
-  T kronecker_factors(const Vector<T>& x, FisherKind kind, Rng& rng,
-                      KroneckerFactors<T>& factors, Vector<T>* gradient);
+  T kronecker_factors(const Vector<T>& x, FisherKind kind, Rng& rng, KroneckerFactors<T>& factors,
+                      Vector<T>* gradient);
 
   /// K-FAC's statistics step: the factors of kronecker_factors folded into
   /// exponential moving averages and kept to their lower triangles. For every
@@ -143,7 +143,9 @@ class NetworkObjective {
   double accuracy(const Vector<T>& x);
 
   const Sequential<T>& network() const { return network_; }
-  std::vector<optim::ParameterBlock> parameter_blocks() const { return network_.parameter_blocks(); }
+  std::vector<optim::ParameterBlock> parameter_blocks() const {
+    return network_.parameter_blocks();
+  }
   LossKind loss() const { return loss_; }
   const data::Dataset<T>& data() const { return *data_; }
   const NetworkObjectiveOptions& options() const { return options_; }
@@ -160,10 +162,29 @@ class NetworkObjective {
   };
 
   // Everything one thread needs for its slice of the samples.
-  struct Workspace {
+  // What a chunk of one size needs (each matrix has the chunk's columns).
+  struct Buffers {
+    Index cols = -1;  // the chunk size these were last used for
     std::vector<Matrix<T>> activations, r_activations;
     Matrix<T> delta[2], r_delta[2];
-    Matrix<T> gathered_x, gathered_y;
+    Matrix<T> gathered_x, gathered_y, sampled_y;
+  };
+  struct Workspace {
+    // Two sets of chunk buffers, so that selections alternating between two
+    // sizes (a batch and its curvature subset or overlap) reuse their
+    // matrices instead of resizing them at every call: use(cols) picks the
+    // set last used for cols, or the other one; cur() is the chunk's set.
+    Buffers sets[2];
+    int current = 0;
+    Buffers& use(Index cols) {
+      if (sets[current].cols != cols) {
+        current = 1 - current;
+        sets[current].cols = cols;
+      }
+      return sets[current];
+    }
+    Buffers& cur() { return sets[current]; }
+    const Buffers& cur() const { return sets[current]; }
     Vector<T> out;  // this slice's share of the gradient or product
     double loss = 0;
     // Kronecker and sampled-target passes: this slice's sums and where its
@@ -173,7 +194,6 @@ class NetworkObjective {
     // Kronecker pass with A by panels: this slice's network input (its only chunk).
     const T* input_data = nullptr;
     Index input_rows = 0, input_cols = 0, input_stride = 0;
-    Matrix<T> sampled_y;
     Index chunk_start = 0;
     // Squared-gradient pass: this slice's sum of squared per-sample
     // gradients, and room for D o D and A o A of one layer (only grows).
@@ -188,8 +208,8 @@ class NetworkObjective {
   // Samples [begin, end) of the selection, chunk by chunk, into ws.loss and `out`.
   void run_slice(Workspace& ws, Pass pass, const T* x, const T* v, T* out, Index begin, Index end,
                  T scale);
-  void chunk(Workspace& ws, Pass pass, const T* x, const T* v, T* out, ConstRef<T> X,
-             ConstRef<T> Y, T scale);
+  void chunk(Workspace& ws, Pass pass, const T* x, const T* v, T* out, ConstRef<T> X, ConstRef<T> Y,
+             T scale);
   void forward(Workspace& ws, const T* x, ConstRef<T> X);
   void r_forward(Workspace& ws, const T* x, const T* v, ConstRef<T> X);
   int slices_for(Index samples) const;
@@ -243,10 +263,10 @@ class NetworkObjective {
   KroneckerFactors<T>* kron_out_ = nullptr;
   T kron_keep_ = 0, kron_take_ = 1;
   FisherKind fisher_kind_ = FisherKind::True;
-  std::vector<double> randoms_;        // per selected sample, drawn before a pass
+  std::vector<double> randoms_;  // per selected sample, drawn before a pass
   Vector<T> unit_, column_;
-  bool squares_supported_ = true;      // no parametrised layer but Dense
-  Vector<T> gradient_sum_;             // sum_i g_i for the l2 cross term
+  bool squares_supported_ = true;  // no parametrised layer but Dense
+  Vector<T> gradient_sum_;         // sum_i g_i for the l2 cross term
 };
 
 extern template class NetworkObjective<float>;
