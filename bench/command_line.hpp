@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <limits>
+#include <sstream>
 #include <string>
 
 namespace hesse::bench {
@@ -46,26 +47,35 @@ inline void parse(CLI::App& app, int argc, char** argv) {
   std::exit(2);
 }
 
-/// A number > 0, read by strtod over the whole text ("30", "1e-3").
-inline CLI::Validator positive_number() {
+/// Whether the whole of `text` is a number for strtod ("30", "1e-3"); its value in `v`.
+inline bool read_number(const std::string& text, double& v) {
+  char* end = nullptr;
+  v = std::strtod(text.c_str(), &end);
+  return end != text.c_str() && *end == '\0';
+}
+
+/// A number > 0 and at most `at_most` (then "must be in (0, at_most]").
+inline CLI::Validator positive_number(double at_most = std::numeric_limits<double>::infinity()) {
   return CLI::Validator(
-      [](std::string& text) -> std::string {
-        char* end = nullptr;
-        const double v = std::strtod(text.c_str(), &end);
-        if (end == text.c_str() || *end != '\0' || !(v > 0))
-          return "needs a positive number, got '" + text + "'";
+      [at_most](std::string& text) -> std::string {
+        double v = 0;
+        if (!read_number(text, v) || !(v > 0)) return "needs a positive number, got '" + text + "'";
+        if (v > at_most) {
+          std::ostringstream bound;
+          bound << at_most;
+          return "must be in (0, " + bound.str() + "]";
+        }
         return {};
       },
       "");
 }
 
-/// A whole number > 0 read by strtod as a number ("300", "1e3", "20.0").
+/// A whole number > 0 read as a number ("300", "1e3", "20.0").
 inline CLI::Validator positive_whole_number() {
   return CLI::Validator(
       [](std::string& text) -> std::string {
-        char* end = nullptr;
-        const double v = std::strtod(text.c_str(), &end);
-        if (end == text.c_str() || *end != '\0' || !(v > 0) || v != std::floor(v) || v >= 0x1p63)
+        double v = 0;
+        if (!read_number(text, v) || !(v > 0) || v != std::floor(v) || v >= 0x1p63)
           return "needs a positive integer, got '" + text + "'";
         text = std::to_string(static_cast<long long>(v));
         return {};

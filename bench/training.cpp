@@ -132,12 +132,7 @@ Options parse(int argc, char** argv) {
                  "Stop a run at this test accuracy, in (0, 1]")
       ->type_name("A")
       ->default_str("0.87, mnist 0.94")
-      ->check(positive_number())
-      ->check(CLI::Validator(
-          [](std::string& text) -> std::string {
-            return std::strtod(text.c_str(), nullptr) > 1 ? "must be in (0, 1]" : "";
-          },
-          ""));
+      ->check(positive_number(1));
   app.add_option("--budget", o.budget_seconds, "Training seconds per run (evaluation excluded)")
       ->type_name("SECONDS")
       ->check(positive_number());

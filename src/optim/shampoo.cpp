@@ -486,14 +486,13 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<c
     parallel_for(2 * num_blocks, threads, [&](Index j) {
       Block& b = block_at(j / 2);
       RootWorkspace& ws = workspaces_[static_cast<std::size_t>(omp_get_thread_num())];
-      // A fixed seed per statistic for a low-rank root's first basis.
-      const auto seed =
-          static_cast<std::uint64_t>(2 * schedule_[static_cast<std::size_t>(j / 2)] + j % 2) +
-          kFirstBasisSeed;
+      // Statistic 2k (left) or 2k + 1 (right) of block k; its index also
+      // seeds a low-rank root's first basis.
+      const Index statistic = 2 * schedule_[static_cast<std::size_t>(j / 2)] + j % 2;
+      const auto seed = static_cast<std::uint64_t>(statistic) + kFirstBasisSeed;
       const bool ok = j % 2 == 0 ? inverse_root(b.left, b.left_root, b.left_low, seed, ws)
                                  : inverse_root(b.right, b.right_root, b.right_low, seed, ws);
-      root_failed_[static_cast<std::size_t>(2 * schedule_[static_cast<std::size_t>(j / 2)] +
-                                            j % 2)] = ok ? 0 : 1;
+      root_failed_[static_cast<std::size_t>(statistic)] = ok ? 0 : 1;
     });
     const auto failed = std::count(root_failed_.begin(), root_failed_.end(), 1);
     if (failed > 0)
