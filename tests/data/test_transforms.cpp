@@ -4,6 +4,7 @@
 #include <numeric>
 #include <set>
 
+#include "../common/errors.hpp"
 #include "hesse/core/error.hpp"
 #include "hesse/data/batch_sampler.hpp"
 #include "hesse/data/transforms.hpp"
@@ -205,6 +206,118 @@ TEST(BatchSampler, DropLast) {
   EXPECT_THROW(BatchSampler(0, 4, 0), InvalidArgument);
   EXPECT_THROW(BatchSampler(10, 0, 0), InvalidArgument);
   EXPECT_THROW(BatchSampler(3, 4, 0, true), InvalidArgument);
+}
+
+/// The batches of one epoch, copied.
+std::vector<std::vector<Index>> epoch_batches(BatchSampler& sampler, std::uint64_t epoch) {
+  sampler.start_epoch(epoch);
+  std::vector<std::vector<Index>> batches;
+  for (Index b = 0; b < sampler.num_batches(); ++b)
+    batches.emplace_back(sampler.batch(b).begin(), sampler.batch(b).end());
+  return batches;
+}
+
+// overlap = 0 is the partition: the same batches, bit for bit, as a sampler
+// built without the argument, for sizes that divide the samples and sizes
+// that do not, with and without drop_last.
+TEST(BatchSampler, OverlapZeroIsThePartition) {
+  for (const Index n : {1, 7, 10, 12, 97})
+    for (const Index size : {1, 3, 4, 12, 128})
+      for (const bool drop_last : {false, true}) {
+        if (drop_last && size > n) continue;
+        BatchSampler plain(n, size, 5, drop_last), zero(n, size, 5, drop_last, 0);
+        const Index expected = drop_last ? n / size : (n + size - 1) / size;
+        EXPECT_EQ(zero.num_batches(), expected) << n << " " << size << " " << drop_last;
+        EXPECT_EQ(epoch_batches(zero, 3), epoch_batches(plain, 3)) << n << " " << size;
+        EXPECT_EQ(zero.overlap(), 0);
+      }
+}
+
+// Windows of 4 with stride 2 over the epoch's permutation: batch b + 1 starts
+// with the last 2 samples of batch b, in order; the last window is cut
+// short; every sample is in some batch; the permutation is the one the
+// plain sampler draws for the same (seed, epoch).
+TEST(BatchSampler, OverlappingBatchesAreWindowsOfThePermutation) {
+  BatchSampler sampler(11, 4, 42, false, 2);
+  BatchSampler plain(11, 4, 42);
+  EXPECT_EQ(sampler.overlap(), 2);
+  ASSERT_EQ(sampler.num_batches(), 5);  // positions [0,4) [2,6) [4,8) [6,10) [8,11)
+  const auto order = epoch_order(plain, 6);
+  const auto batches = epoch_batches(sampler, 6);
+  for (std::size_t b = 0; b < batches.size(); ++b) {
+    const std::size_t begin = 2 * b, end = std::min<std::size_t>(begin + 4, 11);
+    EXPECT_EQ(batches[b], std::vector<Index>(order.begin() + std::ptrdiff_t(begin),
+                                             order.begin() + std::ptrdiff_t(end)))
+        << "batch " << b;
+    if (b > 0) {
+      const auto& previous = batches[b - 1];
+      EXPECT_TRUE(std::equal(previous.end() - 2, previous.end(), batches[b].begin())) << b;
+    }
+  }
+  EXPECT_EQ(batches.back().size(), 3u);
+  std::vector<Index> seen;
+  for (const auto& batch : batches) seen.insert(seen.end(), batch.begin(), batch.end());
+  std::sort(seen.begin(), seen.end());
+  seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
+  EXPECT_EQ(seen.size(), 11u);
+  // A window that ends exactly at the last sample: 10 samples, 4 of stride 2.
+  BatchSampler exact(10, 4, 42, false, 2);
+  EXPECT_EQ(exact.num_batches(), 4);
+  EXPECT_EQ(exact.batch(3).size(), 4u);
+  // The counts of the header's formula, 1 + ceil((n - size) / (size - overlap)).
+  EXPECT_EQ(BatchSampler(384, 128, 0, false, 32).num_batches(), 4);  // the last: [288, 384)
+  EXPECT_EQ(BatchSampler(416, 128, 0, false, 32).num_batches(), 4);  // the last: [288, 416)
+  EXPECT_EQ(BatchSampler(417, 128, 0, false, 32).num_batches(), 5);  // the last: [384, 417)
+  EXPECT_EQ(BatchSampler(100, 10, 0, false, 9).num_batches(), 91);
+  EXPECT_EQ(BatchSampler(3, 4, 0, false, 3).num_batches(), 1);  // fewer samples than a batch
+  EXPECT_EQ(BatchSampler(3, 4, 0, false, 3).batch(0).size(), 3u);
+}
+
+// The epoch boundary: windows do not wrap, so epoch e + 1's first batch is
+// its permutation's first batch_size samples and shares nothing by design
+// with epoch e's last batch. Epoch e's batches depend only on (seed, e).
+TEST(BatchSampler, OverlappingEpochsDependOnlyOnSeedAndEpoch) {
+  BatchSampler a(50, 8, 9, false, 3), b(50, 8, 9, false, 3), c(50, 8, 10, false, 3);
+  BatchSampler plain(50, 8, 9);
+  epoch_batches(b, 7);  // b has seen another epoch first: a resumed run
+  EXPECT_EQ(epoch_batches(a, 2), epoch_batches(b, 2));
+  EXPECT_NE(epoch_batches(a, 2), epoch_batches(a, 3));
+  EXPECT_NE(epoch_batches(a, 2), epoch_batches(c, 2));
+  for (const std::uint64_t epoch : {0u, 1u, 4u}) {
+    a.start_epoch(epoch);
+    plain.start_epoch(epoch);
+    const auto first = a.batch(0), expected = plain.batch(0);
+    EXPECT_TRUE(std::equal(first.begin(), first.end(), expected.begin(), expected.end())) << epoch;
+  }
+}
+
+// drop_last keeps only whole windows: 11 samples in windows of 4 with stride
+// 2 give 4 batches of 4, and the permutation's last sample is in none.
+TEST(BatchSampler, OverlapWithDropLastKeepsWholeWindows) {
+  BatchSampler sampler(11, 4, 42, /*drop_last=*/true, 2);
+  BatchSampler plain(11, 4, 42);
+  ASSERT_EQ(sampler.num_batches(), 4);
+  const auto order = epoch_order(plain, 1);
+  const auto batches = epoch_batches(sampler, 1);
+  for (const auto& batch : batches) {
+    EXPECT_EQ(batch.size(), 4u);
+    EXPECT_EQ(std::count(batch.begin(), batch.end(), order.back()), 0);
+  }
+  EXPECT_THROW(sampler.batch(4), InvalidArgument);
+  EXPECT_EQ(BatchSampler(4, 4, 0, true, 3).num_batches(), 1);
+  EXPECT_EQ(BatchSampler(10, 4, 0, true, 3).num_batches(), 7);  // starts 0..6
+}
+
+TEST(BatchSampler, BadOverlapIsRefusedNamingTheValues) {
+  using hesse::testing::invalid_argument_message;
+  EXPECT_EQ(invalid_argument_message([] { BatchSampler(10, 4, 0, false, 4); }),
+            "BatchSampler: overlap = 4 with batch_size = 4: must be in [0, batch_size)");
+  EXPECT_EQ(invalid_argument_message([] { BatchSampler(10, 4, 0, false, -1); }),
+            "BatchSampler: overlap = -1 with batch_size = 4: must be in [0, batch_size)");
+  EXPECT_EQ(invalid_argument_message([] { BatchSampler(10, 4, 0, true, 9); }),
+            "BatchSampler: overlap = 9 with batch_size = 4: must be in [0, batch_size)");
+  EXPECT_EQ(invalid_argument_message([] { BatchSampler(10, 1, 0, false, 1); }),
+            "BatchSampler: overlap = 1 with batch_size = 1: must be in [0, batch_size)");
 }
 
 }  // namespace
