@@ -11,6 +11,8 @@
 #include "hesse/core/error.hpp"
 #include "hesse/core/finite.hpp"
 #include "hesse/linalg/dense.hpp"
+#include "hesse/optim/hessian_free.hpp"
+#include "threads.hpp"
 
 namespace hesse::optim {
 
@@ -43,25 +45,11 @@ constexpr Index kLayoutFields = 5;  // layer, weight_offset, rows, cols, bias_of
 constexpr Index kLeftSliceColumns = 128;
 constexpr Index kRightSliceRows = 32;
 
-// The optimizer's own products and factorisations run on the calling thread
-// with Eigen kept to one thread. With Eigen's threads, a step on the shared
-// two-core machine took 7-9 times as long as with one (145-185 ms against
-// 19-20 ms): every product's barrier waits for a thread the scheduler has
-// taken away
-// (docs/optimizers-kfac.md, "Cost per step"). The objective's passes keep
-// their own thread slices.
-class SingleThreadedProducts {
- public:
-  SingleThreadedProducts() : saved_(omp_get_max_threads()) { omp_set_num_threads(1); }
-  ~SingleThreadedProducts() { omp_set_num_threads(saved_); }
-  /// The thread count before the guard.
-  int saved() const { return saved_; }
-  SingleThreadedProducts(const SingleThreadedProducts&) = delete;
-  SingleThreadedProducts& operator=(const SingleThreadedProducts&) = delete;
+// Chunks of the step on x: each chunk of the momentum buffer is still in
+// cache for x.
+constexpr Index kStepChunk = 2048;
 
- private:
-  int saved_;
-};
+using detail::SingleThreadedProducts;
 
 }  // namespace
 
@@ -72,6 +60,8 @@ void KfacOptions::validate() const {
   if (!(ema_decay >= 0 && ema_decay < 1)) fail("ema_decay", ema_decay, "must be in [0, 1)");
   require_period("inverse_every", inverse_every);
   require_period("statistics_every", statistics_every);
+  if (!(statistics_fraction > 0 && statistics_fraction <= 1))
+    fail("statistics_fraction", statistics_fraction, "must be in (0, 1]");
   if (fisher != nn::FisherKind::True && fisher != nn::FisherKind::Empirical)
     fail("fisher", static_cast<int>(fisher), "must be 0 (true Fisher) or 1 (empirical Fisher)");
   if (inverse != KfacInverse::Cholesky && inverse != KfacInverse::Eigen)
@@ -107,6 +97,7 @@ KfacOptions KfacOptions::from_settings(const OptimizerSettings& settings) {
   r.read("ema_decay", o.ema_decay);
   r.read("inverse_every", o.inverse_every);
   r.read("statistics_every", o.statistics_every);
+  r.read("statistics_fraction", o.statistics_fraction);
   int fisher = static_cast<int>(o.fisher), inverse = static_cast<int>(o.inverse);
   r.read("fisher", fisher);
   r.read("inverse", inverse);
@@ -424,29 +415,12 @@ void Kfac<T>::right_slice(Slice& s) {
 }
 
 template <class T>
-double Kfac<T>::precondition(int threads) {
-  if (options_.inverse == KfacInverse::Cholesky) {
-    // (A (x) G)^-1 vec(grad) = vec(G^-1 grad A^-1)   [rows, width]: the left
-    // product by column slices, then the right one by row slices. Each slice
-    // is the same computation whichever thread runs it.
-    const auto left = static_cast<std::ptrdiff_t>(left_slices_.size());
-    const auto right = static_cast<std::ptrdiff_t>(right_slices_.size());
-    if (threads <= 1) {
-      // No region: libgomp allocates for a team of one on every entry.
-      for (Slice& slice : left_slices_) left_slice(slice);
-      for (Slice& slice : right_slices_) right_slice(slice);
-    } else {
-#pragma omp parallel num_threads(threads)
-      {
-#pragma omp for schedule(dynamic, 1)
-        for (std::ptrdiff_t i = 0; i < left; ++i)
-          left_slice(left_slices_[static_cast<std::size_t>(i)]);
-#pragma omp for schedule(dynamic, 1)
-        for (std::ptrdiff_t i = 0; i < right; ++i)
-          right_slice(right_slices_[static_cast<std::size_t>(i)]);
-      }
-    }
-  } else {
+template <class StepChunk>
+double Kfac<T>::precondition(int threads, Index chunks, const StepChunk& step_chunk) {
+  // V = grad outside the Dense blocks.
+  for (const auto& [begin, end] : plain_ranges_)
+    update_.segment(begin, end - begin) = gradient_.segment(begin, end - begin);
+  if (options_.inverse != KfacInverse::Cholesky) {
     const T shift = static_cast<T>(damping_ + options_.weight_decay);
     for (Block& k : blocks_) {
       const Index rows = k.layout.rows, width = k.width;
@@ -460,17 +434,48 @@ double Kfac<T>::precondition(int threads) {
       k.product.noalias() = k.g_inverse * k.rotated;
       out.noalias() = k.product * k.a_inverse.transpose();
     }
+    const double dot = static_cast<double>(update_.dot(gradient_));
+    detail::parallel_for(chunks, threads, [&](Index j) { step_chunk(j, dot); });
+    return dot;
   }
-  for (const auto& [begin, end] : plain_ranges_)
-    update_.segment(begin, end - begin) = gradient_.segment(begin, end - begin);
-  if (options_.inverse != KfacInverse::Cholesky) return static_cast<double>(update_.dot(gradient_));
-  // The right slices' shares in slice order (the same sum on any thread
-  // count), and V = grad outside the blocks.
-  double dot = 0;
-  for (const Slice& slice : right_slices_) dot += slice.dot;
-  for (const auto& [begin, end] : plain_ranges_)
-    dot += static_cast<double>(gradient_.segment(begin, end - begin).squaredNorm());
-  return dot;
+  // (A (x) G)^-1 vec(grad) = vec(G^-1 grad A^-1)   [rows, width]: the left
+  // product by column slices, then the right one by row slices. Each slice
+  // is the same computation whichever thread runs it. V^T grad: the right
+  // slices' shares in slice order (the same sum on any thread count), then
+  // the ranges outside the blocks.
+  const auto left_count = static_cast<Index>(left_slices_.size());
+  const auto right_count = static_cast<Index>(right_slices_.size());
+  const auto total = [&] {
+    double dot = 0;
+    for (const Slice& slice : right_slices_) dot += slice.dot;
+    for (const auto& [begin, end] : plain_ranges_)
+      dot += static_cast<double>(gradient_.segment(begin, end - begin).squaredNorm());
+    return dot;
+  };
+  if (threads <= 1) {
+    // No region: libgomp allocates for a team of one on every entry.
+    for (Slice& slice : left_slices_) left_slice(slice);
+    for (Slice& slice : right_slices_) right_slice(slice);
+    const double dot = total();
+    for (Index j = 0; j < chunks; ++j) step_chunk(j, dot);
+    return dot;
+  }
+  // Three synchronisations in all (the two loops' barriers and the join):
+  // with OMP_WAIT_POLICY=PASSIVE each one sleeps and wakes a thread, 20 us or
+  // more on a virtual machine (docs/optimizers-kfac.md, "Cost per step").
+#pragma omp parallel num_threads(threads)
+  {
+#pragma omp for schedule(dynamic, 1)
+    for (Index i = 0; i < left_count; ++i) left_slice(left_slices_[static_cast<std::size_t>(i)]);
+#pragma omp for schedule(dynamic, 1)
+    for (Index i = 0; i < right_count; ++i) right_slice(right_slices_[static_cast<std::size_t>(i)]);
+    // Every share is in after the loop's barrier: each thread forms the same
+    // sum itself instead of waiting for one to broadcast it.
+    const double dot = total();
+#pragma omp for schedule(static) nowait
+    for (Index j = 0; j < chunks; ++j) step_chunk(j, dot);
+  }
+  return total();
 }
 
 template <class T>
@@ -500,10 +505,24 @@ StepResult Kfac<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<cons
   // The candidate averages live in batch_factors_ until the step is taken;
   // the objective folds the batch into them (lower triangles) and checks them.
   Index nonfinite_block = -1;
-  if (statistics) {
-    loss = network->kronecker_factor_averages(
+  // The statistics' samples: the first `sampled` of the batch.
+  const auto sampled =
+      static_cast<std::size_t>(statistics ? detail::subset_size(static_cast<Index>(batch.size()),
+                                                                options_.statistics_fraction)
+                                          : 0);
+  const auto fold_statistics = [&](Vector<T>* gradient) {
+    return network->kronecker_factor_averages(
         x, options_.fisher, rng_, have_factors_ ? &factors_ : nullptr, options_.ema_decay,
-        batch_factors_, &gradient_, nonfinite_block);
+        batch_factors_, gradient, nonfinite_block);
+  };
+  if (statistics && sampled == batch.size()) {
+    loss = fold_statistics(&gradient_);
+  } else if (statistics) {
+    // The gradient on the batch, then A and G from a pass of their own.
+    loss = f.value_and_gradient(x, &gradient_);
+    f.select_batch(batch.first(sampled));
+    fold_statistics(nullptr);
+    f.select_batch(batch);
   } else {
     loss = f.value_and_gradient(x, &gradient_);
   }
@@ -529,6 +548,40 @@ StepResult Kfac<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<cons
 
   const bool refresh =
       !have_inverses_ || refresh_pending_ || this->steps_ % options_.inverse_every == 0;
+  // Ba, Grosse & Martens (2017): lr^2 V^T grad estimates the KL divergence
+  // the step causes; V is scaled by nu so that it stays below kl_clip.
+  const double lr = options_.learning_rate;
+  const auto kl_scale = [&](double update_dot_gradient) {
+    if (options_.kl_clip > 0) {
+      const double predicted = lr * lr * update_dot_gradient;
+      if (predicted > options_.kl_clip) return std::sqrt(options_.kl_clip / predicted);
+    }
+    return 1.0;
+  };
+  const T momentum = static_cast<T>(options_.momentum);
+  const bool use_momentum = have_momentum_ && options_.momentum > 0;
+  const T minus_lr = static_cast<T>(-lr);
+  // update_ becomes the new momentum buffer b; the step is delta = -lr b.
+  const auto form_buffer = [&](Index begin, Index size, double nu) {
+    const T scale = static_cast<T>(nu);
+    auto b = update_.segment(begin, size);
+    if (use_momentum)
+      b = momentum * momentum_buffer_.segment(begin, size) + scale * b;
+    else if (nu != 1)
+      b *= scale;
+  };
+  // Without the adaptive rule the step is taken in the preconditioning's
+  // region, b and x chunk by chunk (each chunk of b still in cache for x),
+  // unless V^T grad says V is not finite: NaN or Inf exactly when an entry
+  // of V is (NaN * 0 and Inf * 0 are NaN), or when it overflows.
+  const bool adapt = options_.adaptive_damping && this->steps_ % options_.damping_every == 0;
+  const auto step_chunk = [&](Index j, double update_dot_gradient) {
+    if (!std::isfinite(update_dot_gradient)) return;
+    const Index begin = j * kStepChunk, size = std::min(kStepChunk, dimension_ - begin);
+    form_buffer(begin, size, kl_scale(update_dot_gradient));
+    x.segment(begin, size).noalias() += minus_lr * update_.segment(begin, size);
+  };
+  const Index chunks = adapt ? 0 : (dimension_ + kStepChunk - 1) / kStepChunk;
   double update_dot_gradient = 0;
   {
     SingleThreadedProducts guard;
@@ -539,39 +592,14 @@ StepResult Kfac<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<cons
         return reject(result, why);
       }
     }
-    // V^T grad is NaN or Inf exactly when an entry of V is (NaN * 0 and
-    // Inf * 0 are NaN), or when it overflows: the sum the preconditioning
-    // forms while V is in cache serves the check and the KL bound.
-    update_dot_gradient = precondition(guard.saved());
+    update_dot_gradient = precondition(guard.saved(), chunks, step_chunk);
   }
   if (!std::isfinite(update_dot_gradient))
     return reject(result, "non-finite preconditioned gradient");
 
-  // Ba, Grosse & Martens (2017): lr^2 V^T grad estimates the KL divergence
-  // the step causes; scale V so that it stays below kl_clip.
-  const double lr = options_.learning_rate;
-  double nu = 1;
-  if (options_.kl_clip > 0) {
-    const double predicted = lr * lr * update_dot_gradient;
-    if (predicted > options_.kl_clip) nu = std::sqrt(options_.kl_clip / predicted);
-  }
-  const T scale = static_cast<T>(nu);
-  const T momentum = static_cast<T>(options_.momentum);
-  const bool use_momentum = have_momentum_ && options_.momentum > 0;
-  const T minus_lr = static_cast<T>(-lr);
-  // update_ becomes the new momentum buffer b; the step is delta = -lr b.
-  const auto form_buffer = [&](Index begin, Index size) {
-    auto b = update_.segment(begin, size);
-    if (use_momentum)
-      b = momentum * momentum_buffer_.segment(begin, size) + scale * b;
-    else if (nu != 1)
-      b *= scale;
-  };
-
   double rho = 0;
-  const bool adapt = options_.adaptive_damping && this->steps_ % options_.damping_every == 0;
   if (adapt) {
-    form_buffer(0, dimension_);
+    form_buffer(0, dimension_, kl_scale(update_dot_gradient));
     // M&G sec. 6.5: the reduction ratio of delta against the quadratic model
     // with the exact Gauss-Newton (= Fisher for these losses) matrix on the
     // batch and the weight decay's eta I; no damping in the model.
@@ -595,18 +623,9 @@ StepResult Kfac<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<cons
     rho = model < 0 ? (after - before) / model : -std::numeric_limits<double>::infinity();
   }
 
-  // The step is taken: commit x and the state.
-  if (adapt) {
-    x.noalias() += minus_lr * update_;
-  } else {
-    // b and x chunk by chunk: each chunk of b is still in cache for x.
-    constexpr Index kChunk = 2048;
-    for (Index begin = 0; begin < dimension_; begin += kChunk) {
-      const Index size = std::min(kChunk, dimension_ - begin);
-      form_buffer(begin, size);
-      x.segment(begin, size).noalias() += minus_lr * update_.segment(begin, size);
-    }
-  }
+  // The step is taken (x already moved without the adaptive rule): commit
+  // x and the state.
+  if (adapt) x.noalias() += minus_lr * update_;
   std::swap(momentum_buffer_, update_);
   have_momentum_ = true;
   if (statistics) {

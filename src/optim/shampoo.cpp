@@ -12,6 +12,7 @@
 #include "hesse/linalg/dense.hpp"
 #include "hesse/optim/adahessian.hpp"
 #include "hesse/optim/sophia.hpp"
+#include "threads.hpp"
 
 namespace hesse::optim {
 
@@ -31,58 +32,10 @@ constexpr double kNormFloor = 1e-16;
 // Seeds the first basis of a low-rank root (plus the statistic's index).
 constexpr std::uint64_t kFirstBasisSeed = 0x5eed5a3b00;
 
-// Eigen kept to one thread for a scope. The per-step products are many
-// small ones (a few block_size^3 each): Eigen's own threads inside each made
-// a step 7-20 times slower on a shared two-core machine, as every product's
-// barrier waits for a thread the scheduler has taken away. The blocks are
-// shared out over the OpenMP threads instead, one block per thread at a time
-// (docs/optimizers-shampoo.md, "Cost").
-class SingleThreadedProducts {
- public:
-  SingleThreadedProducts() : saved_(omp_get_max_threads()) { omp_set_num_threads(1); }
-  ~SingleThreadedProducts() { omp_set_num_threads(saved_); }
-  SingleThreadedProducts(const SingleThreadedProducts&) = delete;
-  SingleThreadedProducts& operator=(const SingleThreadedProducts&) = delete;
-
- private:
-  int saved_;
-};
-
-// work(j) for j in [0, count) over `threads` OpenMP threads, dynamically (the
-// first items first), or on the calling thread when there is one thread: a
-// team of one would allocate at every region in libgomp.
-template <class Work>
-void parallel_for(Index count, int threads, const Work& work) {
-  if (threads > 1 && count > 1) {
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-    for (Index j = 0; j < count; ++j) work(j);
-  } else {
-    for (Index j = 0; j < count; ++j) work(j);
-  }
-}
-
-// Two phases over [0, count) with `between` run once between them, in one
-// OpenMP region (one wake-up of the team instead of two): first(j) for
-// every j, then between(), then second(j) for every j; serial on one thread.
-template <class First, class Between, class Second>
-void parallel_phases(Index count, int threads, const First& first, const Between& between,
-                     const Second& second) {
-  if (threads > 1 && count > 1) {
-#pragma omp parallel num_threads(threads)
-    {
-#pragma omp for schedule(dynamic, 1)
-      for (Index j = 0; j < count; ++j) first(j);
-#pragma omp single
-      between();
-#pragma omp for schedule(dynamic, 1)
-      for (Index j = 0; j < count; ++j) second(j);
-    }
-  } else {
-    for (Index j = 0; j < count; ++j) first(j);
-    between();
-    for (Index j = 0; j < count; ++j) second(j);
-  }
-}
+using detail::Items;
+using detail::parallel_for;
+using detail::parallel_phases;
+using detail::SingleThreadedProducts;
 
 // |v|^2 as a double sum of T-precision sums over chunks of 512 entries:
 // Eigen vectorises those, while v.cast<double>().squaredNorm() runs one
@@ -280,9 +233,6 @@ void Shampoo<T>::prepare(const StochasticObjective<T>& f, Index dimension) {
   }
   graft_direction_.resize(dimension);
   direction_.resize(dimension);
-  graft_squared_.assign(layers_.size(), 0.0);
-  shampoo_squared_.assign(layers_.size(), 0.0);
-  layer_scale_.assign(layers_.size(), T(0));
   dimension_ = dimension;
   layout_ready_ = true;
 }
@@ -527,18 +477,18 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<c
     return result;
   }
   // Layer-wise grafting (Agarwal et al. 2020): Shampoo's direction with the
-  // length of the grafting optimizer's; |a| and |P| from the blocks' sums in
-  // block order, then each block's step with its layer's scale.
-  const auto layer_scales = [&] {
-    std::fill(graft_squared_.begin(), graft_squared_.end(), 0.0);
-    std::fill(shampoo_squared_.begin(), shampoo_squared_.end(), 0.0);
-    for (const Block& b : blocks_) {
-      graft_squared_[static_cast<std::size_t>(b.layer)] += b.graft_squared_norm;
-      shampoo_squared_[static_cast<std::size_t>(b.layer)] += b.shampoo_squared_norm;
-    }
-    for (std::size_t k = 0; k < layers_.size(); ++k)
-      layer_scale_[k] = static_cast<T>(std::sqrt(graft_squared_[k]) /
-                                       (std::sqrt(shampoo_squared_[k]) + kNormFloor));
+  // length of the grafting optimizer's, |a| / |P| from the layer's blocks'
+  // sums in block order. Each block's step forms its layer's scale itself
+  // (every thread the same sums), so no barrier broadcasts them: the region
+  // synchronises once between the phases and at its end.
+  const auto layer_scale = [&](Index layer) {
+    double graft = 0, shampoo = 0;
+    for (const Block& b : blocks_)
+      if (b.layer == layer) {
+        graft += b.graft_squared_norm;
+        shampoo += b.shampoo_squared_norm;
+      }
+    return static_cast<T>(std::sqrt(graft) / (std::sqrt(shampoo) + kNormFloor));
   };
   // Column by column: each column of m in cache for the update of x.
   const auto block_step = [&](Index j) {
@@ -551,23 +501,21 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<c
     auto m = piece(momentum_);
     auto xs = piece(x);
     const auto d = piece(direction_);
-    const T scale = layer_scale_[static_cast<std::size_t>(b.layer)];
+    const T scale = layer_scale(b.layer);
     for (Index c = 0; c < b.cols; ++c)
       take_step(m.col(c).array(), xs.col(c).array(), d.col(c).array(), scale);
   };
   if (refresh) {
-    parallel_phases(
-        num_blocks, threads, [&](Index j) { precondition(block_at(j)); }, layer_scales, block_step);
+    const auto first = [&](Index j) { precondition(block_at(j)); };
+    parallel_phases(threads, Items{num_blocks, first}, Items{num_blocks, block_step});
   } else {
-    parallel_phases(
-        num_blocks, threads,
-        [&](Index j) {
-          Block& b = block_at(j);
-          graft_block(b, false);
-          if (update) update_statistics(b);
-          precondition(b);
-        },
-        layer_scales, block_step);
+    const auto first = [&](Index j) {
+      Block& b = block_at(j);
+      graft_block(b, false);
+      if (update) update_statistics(b);
+      precondition(b);
+    };
+    parallel_phases(threads, Items{num_blocks, first}, Items{num_blocks, block_step});
   }
   for (const auto& [begin, end] : uncovered_)
     take_segment_step(begin, end - begin, graft_direction_, T(1));

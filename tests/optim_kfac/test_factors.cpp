@@ -102,6 +102,68 @@ TEST(KfacFactors, LaterStatisticsStepsAreExponentialMovingAverages) {
   for (std::size_t b = 0; b < 2; ++b) EXPECT_EQ(sparse.factors().A[b], A[b]);
 }
 
+// statistics_fraction: A and G from the first round(fraction |B|) samples,
+// the gradient (and so the step's direction before preconditioning) from
+// all of B; the selection is the whole batch again afterwards.
+TEST(KfacFactors, StatisticsFractionTakesTheFactorsFromTheBatchHead) {
+  Problem<double> p(40);
+  const Vector<double> x0 = p.start(4);
+  const std::vector<Index> batch = range(0, 40);
+  const std::vector<Index> head = range(0, 10);  // round(0.25 * 40)
+  const Reference r = per_sample_factors(p, x0, head);
+  Vector<double> full_gradient;
+  p.f.select_batch(batch);
+  p.f.value_and_gradient(x0, &full_gradient);
+
+  // lr = 1, no momentum, no KL bound: x moves by -V.
+  const KfacOptions options{.learning_rate = 1,
+                            .momentum = 0,
+                            .statistics_every = 1,
+                            .statistics_fraction = 0.25,
+                            .fisher = nn::FisherKind::Empirical,
+                            .kl_clip = 0};
+  Kfac<double> kfac(options);
+  Vector<double> x = x0;
+  const StepResult result = kfac.step(p.f, x, batch);
+  ASSERT_TRUE(result.accepted) << result.event;
+  for (std::size_t b = 0; b < 2; ++b) {
+    EXPECT_LT(relative(symmetric(kfac.factors().A[b]), r.A[b]), 1e-12) << "A" << b;
+    EXPECT_LT(relative(symmetric(kfac.factors().G[b]), r.G[b]), 1e-12) << "G" << b;
+  }
+  // The step: the head's factors (damped as in M&G sec. 6.3, default
+  // damping lambda) applied to the whole batch's gradient.
+  EXPECT_NEAR(result.gradient_norm, full_gradient.norm(), 1e-12 * full_gradient.norm());
+  const double gamma = std::sqrt(KfacOptions{}.damping);
+  const auto blocks = p.f.parameter_blocks();
+  for (std::size_t b = 0; b < 2; ++b) {
+    const Index rows = blocks[b].rows, width = blocks[b].cols + 1, n = rows * width;
+    const double pi = std::sqrt((r.A[b].trace() / double(width)) / (r.G[b].trace() / double(rows)));
+    const Matrix<double> F = kron(r.A[b] + pi * gamma * Matrix<double>::Identity(width, width),
+                                  r.G[b] + gamma / pi * Matrix<double>::Identity(rows, rows));
+    const Vector<double> expected =
+        -F.ldlt().solve(full_gradient.segment(blocks[b].weight_offset, n));
+    EXPECT_LT(relative((x - x0).segment(blocks[b].weight_offset, n), expected), 1e-9)
+        << "block " << b;
+  }
+  // The next evaluation is on the whole batch again.
+  Vector<double> g;
+  p.f.value_and_gradient(x0, &g);
+  EXPECT_EQ(g, full_gradient);
+
+  // fraction = 1 is the default, bit for bit.
+  KfacOptions one = options;
+  one.statistics_fraction = 1;
+  Kfac<double> a(one), c({.learning_rate = 1,
+                          .momentum = 0,
+                          .statistics_every = 1,
+                          .fisher = nn::FisherKind::Empirical,
+                          .kl_clip = 0});
+  Vector<double> xa = x0, xc = x0;
+  a.step(p.f, xa, batch);
+  c.step(p.f, xc, batch);
+  EXPECT_EQ(xa, xc);
+}
+
 // One step with lr = 1 and neither momentum nor the KL bound moves x by
 // -(damped A (x) G)^-1 grad on every Dense block, solved densely here.
 TEST(KfacFactors, StepEqualsDenseKroneckerSolve) {
@@ -155,10 +217,8 @@ TEST(KfacFactors, KlBoundAndMomentumScaleThePreconditionedStep) {
   Problem<double> p(30);
   const Vector<double> x0 = p.start(4);
   const std::vector<Index> batch = range(0, 30);
-  const KfacOptions free{.learning_rate = 0.5,
-                         .momentum = 0,
-                         .fisher = nn::FisherKind::Empirical,
-                         .kl_clip = 0};
+  const KfacOptions free{
+      .learning_rate = 0.5, .momentum = 0, .fisher = nn::FisherKind::Empirical, .kl_clip = 0};
   Kfac<double> unbounded(free);
   Vector<double> x_free = x0;
   unbounded.step(p.f, x_free, batch);

@@ -45,13 +45,17 @@ TEST(KfacOptions, EachBadValueNamesItsField) {
       {"kfac.ema_decay = -0.1", [](KfacOptions& o) { o.ema_decay = -0.1; }},
       {"kfac.inverse_every = 0", [](KfacOptions& o) { o.inverse_every = 0; }},
       {"kfac.statistics_every = -2", [](KfacOptions& o) { o.statistics_every = -2; }},
+      {"kfac.statistics_fraction = 0", [](KfacOptions& o) { o.statistics_fraction = 0; }},
+      {"kfac.statistics_fraction = 1.5", [](KfacOptions& o) { o.statistics_fraction = 1.5; }},
+      {"kfac.statistics_fraction = nan", [&](KfacOptions& o) { o.statistics_fraction = nan; }},
       {"kfac.fisher = 2", [](KfacOptions& o) { o.fisher = static_cast<nn::FisherKind>(2); }},
       {"kfac.inverse = 5", [](KfacOptions& o) { o.inverse = static_cast<KfacInverse>(5); }},
       {"kfac.damping_every = 0", [](KfacOptions& o) { o.damping_every = 0; }},
       {"kfac.damping_decay = 1", [](KfacOptions& o) { o.damping_decay = 1; }},
       {"kfac.min_damping = 0", [](KfacOptions& o) { o.min_damping = 0; }},
       {"kfac.max_damping = 1e-09", [](KfacOptions& o) { o.max_damping = 1e-9; }},
-      {"kfac.damping = 1e-09", [](KfacOptions& o) {
+      {"kfac.damping = 1e-09",
+       [](KfacOptions& o) {
          o.damping = 1e-9;
          o.min_damping = 1e-6;
        }},
@@ -60,7 +64,8 @@ TEST(KfacOptions, EachBadValueNamesItsField) {
        [](KfacOptions& o) { o.weight_decay = std::numeric_limits<double>::infinity(); }},
       {"kfac.failure_damping_factor = 1", [](KfacOptions& o) { o.failure_damping_factor = 1; }},
       {"kfac.rank = -1", [](KfacOptions& o) { o.rank = -1; }},
-      {"kfac.rank = 8: low-rank factors need the Cholesky variant", [](KfacOptions& o) {
+      {"kfac.rank = 8: low-rank factors need the Cholesky variant",
+       [](KfacOptions& o) {
          o.rank = 8;
          o.inverse = KfacInverse::Eigen;
        }},
@@ -81,6 +86,7 @@ TEST(KfacOptions, SettingsMapOntoFieldsByName) {
                                                     {"ema_decay", 0.9},
                                                     {"inverse_every", 7},
                                                     {"statistics_every", 3},
+                                                    {"statistics_fraction", 0.25},
                                                     {"fisher", 1},
                                                     {"inverse", 1},
                                                     {"adaptive_damping", 1},
@@ -100,6 +106,7 @@ TEST(KfacOptions, SettingsMapOntoFieldsByName) {
   EXPECT_EQ(o.ema_decay, 0.9);
   EXPECT_EQ(o.inverse_every, 7);
   EXPECT_EQ(o.statistics_every, 3);
+  EXPECT_EQ(o.statistics_fraction, 0.25);
   EXPECT_EQ(o.fisher, nn::FisherKind::Empirical);
   EXPECT_EQ(o.inverse, KfacInverse::Eigen);
   EXPECT_TRUE(o.adaptive_damping);
@@ -196,7 +203,8 @@ TEST(KfacErrors, NanRejectsTheStepAndRaisesDamping) {
     EXPECT_EQ(kfac.step_count(), 3);
     StateDict refreshed;
     kfac.save_state(refreshed);
-    const std::string key = inverse == KfacInverse::Cholesky ? "kfac.A_inverse.0" : "kfac.A_eigenvalues.0";
+    const std::string key =
+        inverse == KfacInverse::Cholesky ? "kfac.A_inverse.0" : "kfac.A_eigenvalues.0";
     EXPECT_NE(refreshed.array(key), before.array(key));
   }
 }

@@ -61,7 +61,8 @@
 // members (an eigen-variant or low-rank refresh allocates inside Eigen).
 // The Cholesky variant's preconditioning runs over the OpenMP threads in
 // fixed slices, each a single-threaded Eigen product, so the result does not
-// depend on the thread count; refreshes and the eigen variant run on the
+// depend on the thread count; the step on x (element-wise) follows in the
+// same OpenMP region. Refreshes and the eigen variant's products run on the
 // calling thread. The objective's passes keep their thread slices.
 // docs/optimizers-kfac.md has the options, costs and references.
 #pragma once
@@ -112,6 +113,12 @@ struct KfacOptions {
   /// statistics step adds a second backward pass and the rank-B updates of
   /// A and G (about two Adam steps on the benchmark MLP).
   Index statistics_every = 10;
+  /// Share of the batch a statistics step takes A and G from: its first
+  /// max(1, round(fraction |B|)) samples (the gradient stays on all of B).
+  /// Below 1 the factors' rank-|B| updates shrink in proportion, at the
+  /// price of one more forward pass on those samples; some K-FAC
+  /// implementations have the same knob as a covariance batch ratio.
+  double statistics_fraction = 1;
   /// Labels of the backward pass behind G: sampled from the model (the true
   /// Fisher, M&G sec. 5) or the data's (the empirical Fisher).
   nn::FisherKind fisher = nn::FisherKind::True;
@@ -154,7 +161,8 @@ struct KfacOptions {
   /// Throws InvalidArgument naming kfac.<field>, its value and the rule.
   void validate() const;
   /// Reads "lr", "damping", "momentum", "ema_decay", "inverse_every",
-  /// "statistics_every", "fisher" (0 true, 1 empirical), "inverse" (0
+  /// "statistics_every", "statistics_fraction", "fisher" (0 true, 1
+  /// empirical), "inverse" (0
   /// Cholesky, 1 eigen), "adaptive_damping", "damping_every",
   /// "damping_decay", "min_damping", "max_damping", "kl_clip", "rank",
   /// "subspace_iterations",
@@ -257,10 +265,12 @@ class Kfac final : public Optimizer<T> {
   // Inverts the damped factors `candidates` into the blocks; false (with the
   // reason) on a failed factorisation.
   bool refresh_inverses(const nn::KroneckerFactors<T>& candidates, std::string& why);
-  // update_ = the preconditioned gradient_, over `threads` OpenMP threads
-  // (Cholesky variant; the eigen variant on the calling thread). Returns
-  // update_^T gradient_.
-  double precondition(int threads);
+  // update_ = the preconditioned gradient_ (Cholesky variant: in slices
+  // over `threads` OpenMP threads; eigen variant: on the calling thread),
+  // then step_chunk(j, update_^T gradient_) for every j < chunks over the
+  // threads, in the same OpenMP region. Returns update_^T gradient_.
+  template <class StepChunk>
+  double precondition(int threads, Index chunks, const StepChunk& step_chunk);
   void left_slice(Slice& s);   // product[:, slice] = G^-1 grad[:, slice]
   void right_slice(Slice& s);  // update[slice, :] = product[slice, :] A^-1
   StepResult reject(StepResult result, const std::string& why);
@@ -269,7 +279,7 @@ class Kfac final : public Optimizer<T> {
   KfacOptions options_;
   double damping_;
   Rng rng_;
-  Index dimension_ = 0;  // 0: no blocks yet
+  Index dimension_ = 0;   // 0: no blocks yet
   bool checked_ = false;  // f's blocks were compared with ours
   std::vector<Block> blocks_;
   std::vector<std::pair<Index, Index>> plain_ranges_;  // [begin, end) outside Dense blocks

@@ -222,12 +222,10 @@ class Shampoo final : public Optimizer<T> {
   bool layout_ready_ = false;  // layers_ and the blocks' places known (first step)
   std::vector<Layer> layers_;
   std::vector<Block> blocks_;
-  std::vector<std::pair<Index, Index>> uncovered_;       // [begin, end) outside every layer
-  std::vector<Index> schedule_;                          // blocks_ indices, largest work first
-  std::vector<RootWorkspace> workspaces_;                // one per OpenMP thread of a refresh
-  std::vector<char> root_failed_;                        // per statistic, this step
-  std::vector<double> graft_squared_, shampoo_squared_;  // |a|^2, |P|^2 per layer, this step
-  std::vector<T> layer_scale_;                           // |a| / |P| per layer, this step
+  std::vector<std::pair<Index, Index>> uncovered_;  // [begin, end) outside every layer
+  std::vector<Index> schedule_;                     // blocks_ indices, largest work first
+  std::vector<RootWorkspace> workspaces_;           // one per OpenMP thread of a refresh
+  std::vector<char> root_failed_;                   // per statistic, this step
   Vector<T> gradient_, graft_accumulator_, graft_direction_, direction_, momentum_;
 };
 
