@@ -89,6 +89,7 @@ TEST(HessianFreeFamily, BadOptionsNameTheField) {
       {"slbfgs", {{"memory", 0}}, "slbfgs.memory = 0: must be >= 1"},
       {"slbfgs", {{"curvature_threshold", 1}}, "slbfgs.curvature_threshold = 1"},
       {"slbfgs", {{"powell_damping", 2}}, "'powell_damping' must be 0 or 1"},
+      {"slbfgs", {{"overlap_size", -3}}, "slbfgs.overlap_size = -3: must be >= 0"},
   };
   for (const auto& c : cases) {
     const std::string message = invalid_argument_message(
@@ -200,6 +201,7 @@ TEST(HessianFreeFamily, CheckpointsContinueBitForBit) {
   expect_checkpoint_continues_bit_for_bit<double>("subsampled-newton",
                                                   {{"hessian_fraction", 0.25}, {"seed", 3}});
   expect_checkpoint_continues_bit_for_bit<double>("slbfgs", {{"memory", 4}});
+  expect_checkpoint_continues_bit_for_bit<double>("slbfgs", {{"memory", 4}, {"overlap", 0.25}});
 }
 
 TEST(HessianFreeFamily, CheckpointsContinueBitForBitInFloat) {
@@ -209,6 +211,8 @@ TEST(HessianFreeFamily, CheckpointsContinueBitForBitInFloat) {
                                                  {{"hessian_fraction", 0.25}, {"seed", 3}});
   expect_checkpoint_continues_bit_for_bit<float>("slbfgs",
                                                  {{"line_search", 0}, {"lr", 0.2}});
+  expect_checkpoint_continues_bit_for_bit<float>(
+      "slbfgs", {{"line_search", 0}, {"lr", 0.2}, {"overlap", 0.5}});
 }
 
 TEST(HessianFreeFamily, LoadingAnotherOptimizersStateFails) {
@@ -226,31 +230,48 @@ TEST(HessianFreeFamily, LoadingAnotherOptimizersStateFails) {
 
 namespace {
 
+// Stochastic L-BFGS with O_k smaller than the batch runs on batches that
+// partition the epoch (a gradient on O_k per pair) and on batches that share
+// 8 samples (windows of 32 with stride 24: 32, 32, 32 and 24 samples; the
+// pair from the next batch's head, and a gradient on O_k when the epoch's
+// batches start again).
 TEST(HessianFreeFamily, StepsAfterTheFirstAllocateNothing) {
   if (!hesse::testing::counts_allocations())
     GTEST_SKIP() << "malloc cannot be interposed under AddressSanitizer";
   SampleQuadratic f(10, 96, 4, 1e-3);
-  data::BatchSampler sampler(96, 32, 2);
-  sampler.start_epoch(0);
-  std::vector<std::vector<Index>> batches;
-  for (Index b = 0; b < sampler.num_batches(); ++b)
-    batches.emplace_back(sampler.batch(b).begin(), sampler.batch(b).end());
-  const std::vector<std::pair<std::string, OptimizerSettings>> runs{
-      {"hessian-free", {{"curvature_fraction", 0.25}, {"damping", 1}}},
-      {"hessian-free", {{"lr", 0.5}, {"gauss_newton", 0}, {"preconditioner", 0}}},
-      {"subsampled-newton", {{"hessian_fraction", 0.5}}},
-      {"slbfgs", {{"memory", 3}}},
-      {"slbfgs", {{"line_search", 0}, {"lr", 0.5}, {"powell_damping", 1}}},
-      {"slbfgs", {{"memory", 3}, {"overlap", 0.25}}},
-      {"slbfgs", {{"line_search", 0}, {"lr", 0.5}, {"overlap", 0.5}}},
+  auto epoch_batches = [](Index overlap) {
+    data::BatchSampler sampler(96, 32, 2, false, overlap);
+    sampler.start_epoch(0);
+    std::vector<std::vector<Index>> batches;
+    for (Index b = 0; b < sampler.num_batches(); ++b)
+      batches.emplace_back(sampler.batch(b).begin(), sampler.batch(b).end());
+    return batches;
   };
-  for (const auto& [name, settings] : runs) {
+  const std::vector<std::vector<Index>> apart = epoch_batches(0), sharing = epoch_batches(8);
+  struct Run {
+    std::string name;
+    OptimizerSettings settings;
+    const std::vector<std::vector<Index>>* batches;
+  };
+  const std::vector<Run> runs{
+      {"hessian-free", {{"curvature_fraction", 0.25}, {"damping", 1}}, &apart},
+      {"hessian-free", {{"lr", 0.5}, {"gauss_newton", 0}, {"preconditioner", 0}}, &apart},
+      {"subsampled-newton", {{"hessian_fraction", 0.5}}, &apart},
+      {"slbfgs", {{"memory", 3}}, &apart},
+      {"slbfgs", {{"line_search", 0}, {"lr", 0.5}, {"powell_damping", 1}}, &apart},
+      {"slbfgs", {{"memory", 3}, {"overlap", 0.25}}, &apart},
+      {"slbfgs", {{"line_search", 0}, {"lr", 0.5}, {"overlap", 0.5}}, &apart},
+      {"slbfgs", {{"memory", 3}, {"overlap_size", 8}}, &sharing},
+      {"slbfgs", {{"line_search", 0}, {"lr", 0.5}, {"overlap_size", 8}}, &sharing},
+      {"slbfgs", {{"line_search", 0}, {"lr", 0.5}, {"overlap_size", 20}}, &sharing},
+  };
+  for (const auto& [name, settings, batches] : runs) {
     auto optimizer = make_hessian_free_family<double>(name, settings);
     Vector<double> x = Vector<double>::Zero(10);
-    optimizer->step(f, x, batches[0]);
+    optimizer->step(f, x, batches->front());
     hesse::testing::start_counting_allocations();
-    for (int k = 1; k < 12; ++k) {
-      const StepResult r = optimizer->step(f, x, batches[static_cast<std::size_t>(k) % 3]);
+    for (std::size_t k = 1; k < 12; ++k) {
+      const StepResult r = optimizer->step(f, x, (*batches)[k % batches->size()]);
       hesse::testing::pause_counting_allocations();
       ASSERT_TRUE(r.accepted) << name << ": " << r.event;
       hesse::testing::resume_counting_allocations();
