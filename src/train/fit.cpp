@@ -27,6 +27,9 @@ void FitOptions::validate() const {
   positive(batch_size, "batch_size");
   positive(chunk_size, "chunk_size");
   positive(max_consecutive_failures, "max_consecutive_failures");
+  HESSE_REQUIRE(batch_overlap >= 0 && batch_overlap < batch_size,
+                "FitOptions.batch_overlap = " + std::to_string(batch_overlap) +
+                    ": must be in [0, batch_size = " + std::to_string(batch_size) + ")");
   HESSE_REQUIRE(eval_every_steps >= 0, "FitOptions.eval_every_steps = " +
                                            std::to_string(eval_every_steps) + ": must be >= 0");
   HESSE_REQUIRE(max_steps >= 0,
@@ -247,7 +250,7 @@ FitResult fit(const nn::Sequential<T>& model, nn::LossKind loss, const data::Dat
   ClippedObjective<T> objective(train_objective, options.gradient_clip_norm);
 
   data::BatchSampler sampler(train.num_samples(), options.batch_size, options.seed,
-                             options.drop_last);
+                             options.drop_last, options.batch_overlap);
   sampler.start_epoch(0);
   const Index steps_per_epoch = sampler.num_batches();
   HESSE_REQUIRE(steps_per_epoch > 0, "fit: batch_size " + std::to_string(options.batch_size) +

@@ -33,6 +33,8 @@ struct FitOptions {
   Index epochs = 10;                 ///< upper bound on passes over the training set
   Index batch_size = 128;
   bool drop_last = false;            ///< skip a final batch smaller than batch_size
+  Index batch_overlap = 0;           ///< samples shared by consecutive batches of an epoch
+                                     ///< (data::BatchSampler); in [0, batch_size)
   std::uint64_t seed = 0;            ///< shuffling (epoch e's order depends on seed and e only)
   Index eval_every_steps = 0;        ///< evaluate on the test set every N steps; 0: each epoch
   std::optional<double> target_accuracy;  ///< stop once test accuracy >= this (0..1)
