@@ -32,6 +32,7 @@ struct CompareSettings {
   double time_budget = 60;
   Index epochs = 20;
   Index batch_size = 128;
+  Index batch_overlap = 0;
   Index eval_every = 100;
   std::uint64_t seed = 0;
   int threads = 0;
@@ -50,7 +51,8 @@ struct CompareSettings {
 // optimizer's own: the batch size (full batch for L-BFGS) and settings.
 struct Recipe {
   optim::OptimizerSettings settings;
-  Index batch_size = 0;  // 0: --batch-size; -1: the whole training set
+  Index batch_size = 0;      // 0: --batch-size; -1: the whole training set
+  Index batch_overlap = -1;  // -1: --batch-overlap
 };
 
 Recipe default_recipe(const std::string& name) {
@@ -72,7 +74,7 @@ Recipe default_recipe(const std::string& name) {
   return {};
 }
 
-// "--set adam.lr=0.002" and "--set lbfgs.batch_size=60000".
+// "--set adam.lr=0.002", "--set lbfgs.batch_size=60000" and "--set slbfgs.batch_overlap=64".
 void apply_sets(const std::vector<std::string>& sets, const std::vector<std::string>& names,
                 std::map<std::string, Recipe>& recipes) {
   for (const auto& text : sets) {
@@ -96,6 +98,10 @@ void apply_sets(const std::vector<std::string>& sets, const std::vector<std::str
       HESSE_REQUIRE(v >= 1 && v == std::floor(v),
                     "--set '" + text + "': batch_size must be a whole number >= 1");
       recipes[name].batch_size = Index(v);
+    } else if (key == "batch_overlap") {
+      HESSE_REQUIRE(v >= 0 && v == std::floor(v),
+                    "--set '" + text + "': batch_overlap must be a whole number >= 0");
+      recipes[name].batch_overlap = Index(v);
     } else {
       recipes[name].settings[key] = v;
     }
@@ -115,9 +121,10 @@ std::vector<std::string> split_names(const std::string& text) {
   return names;
 }
 
-std::string describe(const Recipe& recipe, Index batch) {
+std::string describe(const Recipe& recipe, Index batch, Index overlap) {
   std::ostringstream out;
   out << "batch=" << batch;
+  if (overlap > 0) out << " batch_overlap=" << overlap;
   for (const auto& [k, v] : recipe.settings) out << " " << k << "=" << v;
   return out.str();
 }
@@ -167,10 +174,35 @@ void compare(const CompareSettings& s) {
   HESSE_REQUIRE(s.time_budget > 0, "--time-budget " + std::to_string(s.time_budget) +
                                        ": must be positive (seconds per optimizer)");
   HESSE_REQUIRE(s.threads >= 0, "--threads " + std::to_string(s.threads) + ": must be >= 0");
+  HESSE_REQUIRE(s.batch_overlap >= 0,
+                "--batch-overlap " + std::to_string(s.batch_overlap) + ": must be >= 0");
   const std::vector<std::string> names = split_names(s.optimizers);
   std::map<std::string, Recipe> recipes;
   for (const auto& name : names) recipes[name] = default_recipe(name);
   apply_sets(s.sets, names, recipes);
+  // Each run's batch and overlap, checked before any training. Full-batch
+  // L-BFGS has one batch an epoch: no overlap.
+  std::map<std::string, std::pair<Index, Index>> batches;
+  for (const auto& name : names) {
+    Recipe& recipe = recipes[name];
+    const Index batch = recipe.batch_size < 0   ? 0
+                        : recipe.batch_size > 0 ? recipe.batch_size
+                                                : s.batch_size;
+    const Index overlap = recipe.batch_size < 0       ? 0
+                          : recipe.batch_overlap >= 0 ? recipe.batch_overlap
+                                                      : s.batch_overlap;
+    if (recipe.batch_size >= 0 && batch > 0 && overlap >= batch)
+      throw InvalidArgument(
+          (recipe.batch_overlap >= 0 ? "--set " + name + ".batch_overlap=" + std::to_string(overlap)
+                                     : "--batch-overlap " + std::to_string(overlap)) +
+          ": must be less than " + name + "'s batch size " + std::to_string(batch));
+    // Stochastic L-BFGS takes its curvature pairs on the shared samples
+    // (Berahas et al. 2016) unless told otherwise.
+    if (name == "slbfgs" && overlap > 0 && !recipe.settings.count("overlap") &&
+        !recipe.settings.count("overlap_size"))
+      recipe.settings["overlap_size"] = double(overlap);
+    batches[name] = {batch, overlap};
+  }
   // Build every optimizer before any training, so a bad name or setting is
   // reported at once.
   std::vector<std::unique_ptr<optim::Optimizer<T>>> optimizers;
@@ -198,11 +230,12 @@ void compare(const CompareSettings& s) {
   std::vector<report::Run> runs;
   for (std::size_t i = 0; i < names.size(); ++i) {
     const Recipe& recipe = recipes[names[i]];
-    const Index batch = recipe.batch_size < 0   ? sets.train.num_samples()
-                        : recipe.batch_size > 0 ? recipe.batch_size
-                                                : s.batch_size;
+    const Index batch =
+        recipe.batch_size < 0 ? sets.train.num_samples() : batches[names[i]].first;
+    const Index overlap = batches[names[i]].second;
     train::FitOptions o{.epochs = s.epochs,
                         .batch_size = batch,
+                        .batch_overlap = overlap,
                         .seed = s.seed,
                         .eval_every_steps = recipe.batch_size < 0 ? 1 : s.eval_every,
                         .target_accuracy = s.target_accuracy,
@@ -220,7 +253,7 @@ void compare(const CompareSettings& s) {
     std::fprintf(stderr, "%-14s %s after %ld steps (%.2f s): test accuracy %.2f%%\n",
                  names[i].c_str(), train::to_string(r.reason).c_str(), static_cast<long>(r.steps),
                  r.seconds, 100 * r.final_test_accuracy);
-    runs.push_back({names[i], describe(recipe, batch), r});
+    runs.push_back({names[i], describe(recipe, batch, overlap), r});
     // Written after every run, so an interrupted comparison keeps what it has.
     write_file_atomically((std::filesystem::path(s.output_dir) / "metrics.jsonl").string(),
                           report::metrics_jsonl(runs));
@@ -276,6 +309,10 @@ void add_compare_command(CLI::App& app) {
   cmd->add_option("--time-budget", s->time_budget, "Training seconds per optimizer")->capture_default_str();
   cmd->add_option("--epochs", s->epochs, "Epochs per optimizer at most")->capture_default_str();
   cmd->add_option("--batch-size", s->batch_size, "Mini-batch size (per-optimizer: --set NAME.batch_size=N)")
+      ->capture_default_str();
+  cmd->add_option("--batch-overlap", s->batch_overlap,
+                  "Samples consecutive batches share; slbfgs takes its curvature pairs on them "
+                  "(per-optimizer: --set NAME.batch_overlap=N)")
       ->capture_default_str();
   cmd->add_option("--eval-every", s->eval_every, "Evaluate on the test set every N steps")
       ->capture_default_str();
