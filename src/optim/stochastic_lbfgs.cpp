@@ -86,8 +86,7 @@ const char* StochasticLbfgs<T>::store_pair() {
 
 template <class T>
 T StochasticLbfgs<T>::batch_gradient(StochasticObjective<T>& f, const Vector<T>& x,
-                                     std::span<const Index> batch, Index head,
-                                     Index overlap_size) {
+                                     std::span<const Index> batch, Index head, Index overlap_size) {
   const Index size = static_cast<Index>(batch.size());
   const Index tail_begin = overlap_size < size ? size - overlap_size : size;
   // The parts: runs between the cuts 0, head, tail_begin and |B|, so each

@@ -57,6 +57,9 @@
 // line search with pairs drops the history and searches once more along -g;
 // a second failure rejects the step. With m < |B| a fixed step does not
 // evaluate the new point: the next step's gradient does.
+//
+// An objective that transforms each value_and_gradient (fit()'s gradient
+// clipping) transforms each part of g_k on its own when m < |B|.
 #pragma once
 
 #include <span>
