@@ -1,5 +1,5 @@
 // NetworkObjective keeps its chunk buffers when the selection alternates
-// between two sizes (a batch and its curvature subset or overlap, as
+// between two sizes or cycles through three (a batch and its curvature subset or overlap, as
 // Hessian-free, subsampled Newton and stochastic L-BFGS with overlap use
 // it): alternating calls allocate no more than the same calls at a fixed
 // size (which allocate only Eigen's own temporaries, if any).
@@ -52,6 +52,37 @@ TEST(NetworkObjectiveAllocation, AlternatingSelectionSizesReuseTheBuffers) {
   // The softmax loss's per-column buffer is kept too: at most Eigen's
   // temporaries remain (2 per gradient on this two-layer network).
   EXPECT_LE(on_batch, 2);
+}
+
+// Three sizes in turn, as stochastic L-BFGS's parts of a batch (head,
+// middle, tail) and its line search on the whole batch: still no more than
+// at fixed sizes. With two sets of buffers every call resized them.
+TEST(NetworkObjectiveAllocation, ThreeSelectionSizesInTurnReuseTheBuffers) {
+  if (!hesse::testing::counts_allocations())
+    GTEST_SKIP() << "malloc cannot be interposed under AddressSanitizer";
+  const auto data = testing::blobs<float>(96);
+  NetworkObjective<float> net(testing::small_mlp<float>(), LossKind::SoftmaxCrossEntropy, data,
+                              {.threads = 1});
+  std::vector<std::vector<Index>> parts{{}, {}, {}};
+  for (Index i = 0; i < 32; ++i) parts[0].push_back(i);
+  for (Index i = 0; i < 8; ++i) parts[1].push_back(40 + i);
+  for (Index i = 0; i < 20; ++i) parts[2].push_back(50 + i);
+  const Vector<float> x = net.network().initial_parameters(1);
+  Vector<float> g;
+  long long fixed = 0;
+  for (const auto& part : parts) {
+    net.select_batch(part);
+    net.value_and_gradient(x, &g);
+    fixed += hesse::testing::allocations_of([&] { net.value_and_gradient(x, &g); });
+  }
+  const long long cycling = hesse::testing::allocations_of([&] {
+    for (int k = 0; k < 4; ++k)
+      for (const auto& part : parts) {
+        net.select_batch(part);
+        net.value_and_gradient(x, &g);
+      }
+  });
+  EXPECT_EQ(cycling, 4 * fixed);
 }
 
 }  // namespace

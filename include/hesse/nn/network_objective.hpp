@@ -23,6 +23,7 @@
 // deterministic for a given thread count.
 #pragma once
 
+#include <cstdint>
 #include <span>
 #include <vector>
 
@@ -170,17 +171,31 @@ class NetworkObjective {
     Matrix<T> gathered_x, gathered_y, sampled_y;
   };
   struct Workspace {
-    // Two sets of chunk buffers, so that selections alternating between two
-    // sizes (a batch and its curvature subset or overlap) reuse their
-    // matrices instead of resizing them at every call: use(cols) picks the
-    // set last used for cols, or the other one; cur() is the chunk's set.
-    Buffers sets[2];
+    // Three sets of chunk buffers, so that selections cycling through up to
+    // three sizes (a batch and its curvature subset or overlap; stochastic
+    // L-BFGS's head, middle and tail parts of a batch) reuse their matrices
+    // instead of resizing them at every call: use(cols) picks the set last
+    // used for cols, or else the least recently used one; cur() is the
+    // chunk's set.
+    static constexpr int kSets = 3;
+    Buffers sets[kSets];
+    std::uint64_t last_used[kSets] = {};
+    std::uint64_t uses = 0;
     int current = 0;
     Buffers& use(Index cols) {
       if (sets[current].cols != cols) {
-        current = 1 - current;
+        int pick = 0;
+        for (int k = 0; k < kSets; ++k) {
+          if (sets[k].cols == cols) {
+            pick = k;
+            break;
+          }
+          if (last_used[k] < last_used[pick]) pick = k;
+        }
+        current = pick;
         sets[current].cols = cols;
       }
+      last_used[current] = ++uses;
       return sets[current];
     }
     Buffers& cur() { return sets[current]; }
