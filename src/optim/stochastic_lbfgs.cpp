@@ -108,7 +108,8 @@ T StochasticLbfgs<T>::batch_gradient(StochasticObjective<T>& f, const Vector<T>&
   for (const Index* cut = cuts.begin(); cut + 1 != cuts_end; ++cut) {
     const Index begin = cut[0], count = cut[1] - cut[0];
     f.select_batch(batch.subspan(static_cast<std::size_t>(begin), static_cast<std::size_t>(count)));
-    const T part_loss = f.value_and_gradient(x, &part_gradient_);
+    // Unclipped: a clip (fit()'s gradient_clip_norm) applies to the sums below.
+    const T part_loss = f.value_and_unclipped_gradient(x, &part_gradient_);
     const double part = static_cast<double>(count);
     loss += part / static_cast<double>(size) * static_cast<double>(part_loss);
     gradient_.noalias() += static_cast<T>(part / static_cast<double>(size)) * part_gradient_;
@@ -118,6 +119,13 @@ T StochasticLbfgs<T>::batch_gradient(StochasticObjective<T>& f, const Vector<T>&
       tail_gradient_.noalias() +=
           static_cast<T>(part / static_cast<double>(overlap_size)) * part_gradient_;
   }
+  // Each gradient clipped as a whole, as value_and_gradient on its samples
+  // would be: g_k on B, and the head and the tail on O_{k-1} and O_k, so a
+  // pair's y is the same whether its ends come from parts or from the
+  // gradient on O_k.
+  f.clip_gradient(gradient_);
+  if (head > 0) f.clip_gradient(head_gradient_);
+  if (tail_begin < size) f.clip_gradient(tail_gradient_);
   return static_cast<T>(loss);
 }
 

@@ -170,7 +170,9 @@ bool EarlyStopping::on_evaluation(const EvaluationRecord& r) {
 namespace {
 
 // The network objective as the optimizers see it, with the batch gradient
-// rescaled to at most `clip` in norm (torch.nn.utils.clip_grad_norm_).
+// rescaled to at most `clip` in norm (torch.nn.utils.clip_grad_norm_). An
+// optimizer that computes a batch gradient in parts (stochastic L-BFGS with
+// O_k smaller than the batch) takes them unclipped and clips their sum.
 template <class T>
 class ClippedObjective final : public optim::StochasticObjective<T> {
  public:
@@ -181,11 +183,16 @@ class ClippedObjective final : public optim::StochasticObjective<T> {
   void select_all() override { f_.select_all(); }
   T value_and_gradient(const Vector<T>& x, Vector<T>* g) override {
     const T value = f_.value_and_gradient(x, g);
-    if (g && clip_ > 0) {
-      const double norm = static_cast<double>(g->norm());
-      if (norm > clip_) *g *= static_cast<T>(clip_ / norm);
-    }
+    if (g) clip_gradient(*g);
     return value;
+  }
+  T value_and_unclipped_gradient(const Vector<T>& x, Vector<T>* g) override {
+    return f_.value_and_gradient(x, g);
+  }
+  void clip_gradient(Vector<T>& g) override {
+    if (clip_ <= 0) return;
+    const double norm = static_cast<double>(g.norm());
+    if (norm > clip_) g *= static_cast<T>(clip_ / norm);
   }
   bool has_hessian_vector() const override { return true; }
   void hessian_vector(const Vector<T>& x, const Vector<T>& v, Vector<T>& Hv) override {

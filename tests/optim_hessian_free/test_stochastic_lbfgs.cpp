@@ -425,6 +425,94 @@ TEST(StochasticLbfgs, HeadAndTailMayShareSamples) {
   EXPECT_EQ(lbfgs.reused_overlap_gradients(), 6);
 }
 
+/// Clips every value_and_gradient to at most `clip` in norm, as fit()'s
+/// gradient_clip_norm does, with the hooks through which a step assembles a
+/// clipped gradient from unclipped parts.
+template <class T>
+class ClippingObjective final : public StochasticObjective<T> {
+ public:
+  ClippingObjective(StochasticObjective<T>& f, double clip) : f_(f), clip_(clip) {}
+  Index dimension() const override { return f_.dimension(); }
+  Index num_samples() const override { return f_.num_samples(); }
+  void select_batch(std::span<const Index> indices) override { f_.select_batch(indices); }
+  void select_all() override { f_.select_all(); }
+  T value_and_gradient(const Vector<T>& x, Vector<T>* g) override {
+    const T value = f_.value_and_gradient(x, g);
+    if (g) clip_gradient(*g);
+    return value;
+  }
+  T value_and_unclipped_gradient(const Vector<T>& x, Vector<T>* g) override {
+    return f_.value_and_gradient(x, g);
+  }
+  void clip_gradient(Vector<T>& g) override {
+    const double norm = static_cast<double>(g.norm());
+    if (norm > clip_) g *= static_cast<T>(clip_ / norm);
+  }
+
+ private:
+  StochasticObjective<T>& f_;
+  double clip_;
+};
+
+// With a clipping objective and O_k smaller than B, g_k is the batch gradient
+// clipped as a whole (torch.nn.utils.clip_grad_norm_ on the batch), not the
+// sum of parts clipped one by one (whose norm falls below the clip when the
+// parts point apart): on batches of 128 sharing 32 with O_k those 32, every
+// step's |g_k| is the clip, and its step is -H_k times the whole batch's
+// clipped gradient (fixed step: x_{k+1} to rounding; line search: along it).
+// The pair's y is the difference of O_k's clipped gradients, as one
+// value_and_gradient on O_k gives them.
+TEST(StochasticLbfgs, ClipsTheBatchGradientAsAWhole) {
+  constexpr double kClip = 0.02;
+  for (const bool line_search : {false, true}) {
+    const std::string label = line_search ? "line search" : "fixed step";
+    Classification<double> problem;
+    ClippingObjective<double> f(problem.f, kClip);
+    OverlappingBatches batches{data::BatchSampler(384, 128, 11, false, 32)};  // 4 an epoch
+    const double lr = line_search ? 1.0 : 0.5;
+    StochasticLbfgs<double> lbfgs({.learning_rate = lr, .line_search = line_search,
+                                   .overlap_size = 32});
+    Vector<double> raw, clipped, direction;
+    std::vector<Index> overlap;
+    Vector<double> x_previous;
+    for (Index k = 0; k < 10; ++k) {
+      const std::span<const Index> batch = batches.batch(k);
+      const Vector<double> x_k = problem.x;
+      problem.f.select_batch(batch);
+      problem.f.value_and_gradient(x_k, &raw);
+      ASSERT_GT(raw.norm(), 2 * kClip) << label << " step " << k << ": the clip must act";
+      f.select_batch(batch);
+      f.value_and_gradient(x_k, &clipped);
+      const int pairs_before = lbfgs.pair_count();
+      const StepResult r = lbfgs.step(f, problem.x, batch);
+      ASSERT_TRUE(r.accepted) << label << ": " << r.event;
+      EXPECT_NEAR(r.gradient_norm, kClip, 1e-13 * kClip) << label << " step " << k;
+      // The history after the step is the one its direction used.
+      LbfgsHistory<double> history = lbfgs.history();
+      history.direction(clipped, direction);
+      const Vector<double> moved = problem.x - x_k;
+      if (line_search) {
+        const double along = moved.dot(direction) / direction.squaredNorm();
+        EXPECT_GT(along, 0) << label << " step " << k;
+        EXPECT_LT((moved - along * direction).norm(), 1e-10 * moved.norm())
+            << label << " step " << k;
+      } else {
+        // lr with pairs, lr min(1, 1/|g|) = lr without: |g| = kClip < 1.
+        EXPECT_LT((moved - lr * direction).norm(), 1e-10 * moved.norm())
+            << label << " step " << k;
+      }
+      if (lbfgs.pair_count() > pairs_before) {  // stored, not skipped
+        const auto [s, y] = newest_pair(lbfgs);
+        const Vector<double> expected = y_on(f, overlap, x_previous, x_k);
+        EXPECT_LT((y - expected).norm(), 1e-12 * expected.norm()) << label << " step " << k;
+      }
+      x_previous = x_k;
+      overlap.assign(batch.end() - 32, batch.end());
+    }
+    EXPECT_GT(lbfgs.pair_count(), 0) << label;
+  }
+}
+
 // Inf in the gradient on O_k at x_{k+1} (batches that do not overlap, fixed
 // step, overlap 0.5): the step is rejected, x is unchanged, the history and
 // the pending pair are dropped; two evaluations (g_k in two parts, then O_k).

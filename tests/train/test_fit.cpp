@@ -211,6 +211,22 @@ TEST_F(Fit, ClipsTheGradientNorm) {
   for (const auto& s : rec.steps) EXPECT_LE(s.gradient_norm, 1e-3 * (1 + 1e-12));
 }
 
+// Stochastic L-BFGS computes a batch's gradient in parts when O_k is smaller
+// than the batch; the clip applies to the batch gradient as a whole, so with
+// a clip below every batch gradient's norm each step's |g| is the clip (parts
+// clipped one by one sum to less when they point apart).
+TEST_F(Fit, ClipsTheWholeBatchGradientOfAStepInParts) {
+  constexpr double kClip = 1e-3;
+  auto opt = optim::make_optimizer<double>("slbfgs", {{"overlap_size", 32}, {"line_search", 0},
+                                                      {"lr", 0.5}});
+  Recorder rec;
+  Callback* cbs[] = {&rec};
+  fit(net, kLoss, train, &test, *opt, x,
+      {.epochs = 2, .batch_size = 128, .batch_overlap = 32, .gradient_clip_norm = kClip}, cbs);
+  ASSERT_EQ(rec.steps.size(), 8u);  // 1 + ceil((384 - 128) / 96) = 4 steps an epoch
+  for (const auto& s : rec.steps) EXPECT_NEAR(s.gradient_norm, kClip, 1e-12 * kClip) << s.step;
+}
+
 TEST_F(Fit, NanGuardRestoresTheLastGoodStateAndLowersTheRate) {
   Exploding<double> opt(0.05, {3});
   Recorder rec;

@@ -54,8 +54,21 @@ class StochasticObjective {
   virtual void select_all() = 0;
 
   /// Mean loss over the selected samples (plus any regularisation); the
-  /// gradient is skipped when `gradient` is null.
+  /// gradient is skipped when `gradient` is null. An objective may clip the
+  /// gradient it returns (fit()'s gradient_clip_norm, like
+  /// torch.nn.utils.clip_grad_norm_): the gradient of the selection as a
+  /// whole is clipped.
   virtual T value_and_gradient(const Vector<T>& x, Vector<T>* gradient) = 0;
+  /// For an optimizer that assembles one gradient from parts of a selection
+  /// (stochastic L-BFGS's head, middle and tail): the parts come from
+  /// value_and_unclipped_gradient, and clip_gradient applied to their
+  /// weighted sum gives what value_and_gradient on the whole selection gives
+  /// (up to rounding). Without clipping (the defaults) they are
+  /// value_and_gradient and nothing.
+  virtual T value_and_unclipped_gradient(const Vector<T>& x, Vector<T>* gradient) {
+    return value_and_gradient(x, gradient);
+  }
+  virtual void clip_gradient(Vector<T>& gradient) { (void)gradient; }
   virtual bool has_hessian_vector() const { return false; }
   virtual void hessian_vector(const Vector<T>& x, const Vector<T>& v, Vector<T>& Hv);
   virtual bool has_gauss_newton_vector() const { return false; }

@@ -58,8 +58,13 @@
 // a second failure rejects the step. With m < |B| a fixed step does not
 // evaluate the new point: the next step's gradient does.
 //
-// An objective that transforms each value_and_gradient (fit()'s gradient
-// clipping) transforms each part of g_k on its own when m < |B|.
+// Gradient clipping (an objective whose value_and_gradient clips, as fit()'s
+// gradient_clip_norm does): the parts are taken with
+// value_and_unclipped_gradient and clip_gradient is applied to their sums, so
+// g_k is the batch gradient clipped as a whole, and the head and the tail are
+// O_{k-1}'s and O_k's gradients clipped as wholes, as value_and_gradient on
+// O_k would give them (so y does not depend on which way its ends were had;
+// with O_k = B, y is the difference of two clipped batch gradients).
 #pragma once
 
 #include <span>

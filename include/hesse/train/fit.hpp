@@ -43,7 +43,9 @@ struct FitOptions {
   double time_limit_seconds = 0;     ///< training-time budget; 0: none
   Index max_steps = 0;               ///< 0: no limit beyond epochs
   Schedule schedule;                 ///< learning-rate factor per step
-  double gradient_clip_norm = 0;     ///< rescale batch gradients to at most this norm; 0: off
+  double gradient_clip_norm = 0;     ///< rescale batch gradients to at most this norm (a
+                                     ///< batch's as a whole, also when an optimizer takes
+                                     ///< it in parts); 0: off
   double weight_decay = 0;           ///< L2: adds weight_decay/2 |x|^2 to the loss (and its curvature)
   Index max_consecutive_failures = 5;///< NaN guard: stop after this many failures in a row
   double failure_lr_factor = 0.5;    ///< NaN guard: learning rate multiplied by this per failure
