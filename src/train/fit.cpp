@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <ostream>
 
 #include <nlohmann/json.hpp>
@@ -212,6 +213,17 @@ class ClippedObjective final : public optim::StochasticObjective<T> {
   double clip_;
 };
 
+/// What the batch order depends on (data::BatchSampler's arguments), by
+/// name and value as text, as a checkpoint records them.
+std::vector<std::pair<std::string, std::string>> batch_settings(const FitOptions& options,
+                                                                Index num_samples) {
+  return {{"training_samples", std::to_string(num_samples)},
+          {"batch_size", std::to_string(options.batch_size)},
+          {"batch_overlap", std::to_string(options.batch_overlap)},
+          {"drop_last", options.drop_last ? "true" : "false"},
+          {"seed", std::to_string(options.seed)}};
+}
+
 constexpr int kHistoryFields = 7;
 
 void put_history(optim::StateDict& s, const std::vector<EvaluationRecord>& history) {
@@ -281,6 +293,18 @@ FitResult fit(const nn::Sequential<T>& model, nn::LossKind loss, const data::Dat
     HESSE_REQUIRE(s.text("fit.optimizer") == optimizer.name(),
                   "fit: checkpoint " + options.resume_from + " was written by optimizer '" +
                       s.text("fit.optimizer") + "', not '" + optimizer.name() + "'");
+    // The batch order depends on these; another value would resume on other
+    // batches. A checkpoint written before they were recorded is not checked.
+    auto same_batches = [&](const std::string& setting, const std::string& requested) {
+      const std::string key = "fit." + setting;
+      if (!s.texts.count(key)) return;
+      HESSE_REQUIRE(s.text(key) == requested,
+                    "fit: checkpoint " + options.resume_from + " was written with " + setting +
+                        " = " + s.text(key) + ", this run has " + setting + " = " + requested +
+                        ": resuming needs the same batches");
+    };
+    for (const auto& [setting, value] : batch_settings(options, train.num_samples()))
+      same_batches(setting, value);
     HESSE_REQUIRE(Index(s.array("fit.parameters").size()) == x.size(),
                   "fit: checkpoint " + options.resume_from + " holds " +
                       std::to_string(s.array("fit.parameters").size()) +
@@ -328,6 +352,8 @@ FitResult fit(const nn::Sequential<T>& model, nn::LossKind loss, const data::Dat
     optimizer.save_state(s);
     s.put("fit.parameters", x);
     s.texts["fit.optimizer"] = optimizer.name();
+    for (const auto& [setting, value] : batch_settings(options, train.num_samples()))
+      s.texts["fit." + setting] = value;
     s.scalars["fit.step"] = double(step);
     s.scalars["fit.epoch"] = double(next_epoch);
     s.scalars["fit.batch"] = double(next_batch);

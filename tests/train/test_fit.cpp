@@ -363,6 +363,71 @@ TEST_F(Fit, CheckpointResumesBitForBitWithOverlappingBatches) {
   const auto& lbfgs = dynamic_cast<const optim::StochasticLbfgs<double>&>(*a);
   EXPECT_EQ(lbfgs.extra_overlap_gradients(), 2);  // epochs 1 and 2 begin
   EXPECT_EQ(lbfgs.reused_overlap_gradients(), 21);
+  // What the batches depend on is in the checkpoint.
+  const auto saved = optim::StateDict::load(path);
+  EXPECT_EQ(saved.text("fit.training_samples"), "384");
+  EXPECT_EQ(saved.text("fit.batch_size"), "64");
+  EXPECT_EQ(saved.text("fit.batch_overlap"), "16");
+  EXPECT_EQ(saved.text("fit.drop_last"), "false");
+  EXPECT_EQ(saved.text("fit.seed"), "4");
+  std::filesystem::remove_all(dir);
+}
+
+// Resuming with another batch order is refused, naming the setting, the
+// checkpoint's value and the run's: the training set's size, batch_size,
+// batch_overlap, drop_last and seed. A checkpoint written before they were
+// recorded resumes unchecked.
+TEST_F(Fit, ResumeRefusesACheckpointWithOtherBatchSettings) {
+  const auto dir = std::filesystem::temp_directory_path() / "hesse_fit_batch_settings_test";
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "run.ckpt").string();
+  FitOptions o{.epochs = 2, .batch_size = 64, .batch_overlap = 16, .seed = 4,
+               .eval_every_steps = 5, .max_steps = 6};
+  o.checkpoint_path = path;
+  {
+    TestSgd<double> opt(0.05);
+    Vector<double> y = x;
+    fit(net, kLoss, train, &test, opt, y, o);
+  }
+  FitOptions resume = o;
+  resume.checkpoint_path.clear();
+  resume.max_steps = 0;
+  resume.resume_from = path;
+  auto message = [&](const FitOptions& options, const data::Dataset<double>& data) {
+    TestSgd<double> opt(0.05);
+    Vector<double> y = x;
+    return testing::invalid_argument_message(
+        [&] { fit(net, kLoss, data, &test, opt, y, options); });
+  };
+  auto expected = [&](const std::string& setting, const std::string& saved,
+                      const std::string& requested) {
+    return "fit: checkpoint " + path + " was written with " + setting + " = " + saved +
+           ", this run has " + setting + " = " + requested + ": resuming needs the same batches";
+  };
+  EXPECT_EQ(message(resume, train), "");
+  FitOptions changed = resume;
+  changed.batch_size = 128;
+  EXPECT_EQ(message(changed, train), expected("batch_size", "64", "128"));
+  changed = resume;
+  changed.batch_overlap = 0;
+  EXPECT_EQ(message(changed, train), expected("batch_overlap", "16", "0"));
+  changed = resume;
+  changed.drop_last = true;
+  EXPECT_EQ(message(changed, train), expected("drop_last", "false", "true"));
+  changed = resume;
+  changed.seed = 5;
+  EXPECT_EQ(message(changed, train), expected("seed", "4", "5"));
+  const data::Dataset<double> fewer = testing::blobs<double>(383, 7);
+  EXPECT_EQ(message(resume, fewer), expected("training_samples", "384", "383"));
+
+  optim::StateDict old = optim::StateDict::load(path);
+  for (const char* key : {"fit.training_samples", "fit.batch_size", "fit.batch_overlap",
+                          "fit.drop_last", "fit.seed"})
+    old.texts.erase(key);
+  old.save(path);
+  changed = resume;
+  changed.seed = 5;
+  EXPECT_EQ(message(changed, train), "");
   std::filesystem::remove_all(dir);
 }
 

@@ -52,7 +52,10 @@ struct FitOptions {
   Index chunk_size = 2048;           ///< samples per pass inside the network objective
   int threads = 0;                   ///< OpenMP threads; 0: all
   std::string checkpoint_path;       ///< written atomically at every evaluation when set
-  std::string resume_from;           ///< a checkpoint of the same setup to continue from
+  std::string resume_from;           ///< a checkpoint of the same setup to continue from;
+                                     ///< refused unless the training set's size, batch_size,
+                                     ///< batch_overlap, drop_last and seed (recorded in it)
+                                     ///< are the same
 
   void validate() const;
 };
