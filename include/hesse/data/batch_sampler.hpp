@@ -16,7 +16,9 @@
 // batch b + 1 starts with the last o samples of batch b, in the same order.
 // The windows stop at the end of the permutation: the last one is cut short
 // (or, with drop_last, not made), and the first batch of the next epoch
-// shares nothing with it. Batch b covers positions
+// shares nothing with it. Wrapping would save stochastic L-BFGS one gradient
+// on the overlap per epoch, but would put a sample twice in a batch or make
+// epoch e's order depend on every epoch before it. Batch b covers positions
 // [b (batch_size - o), min(b (batch_size - o) + batch_size, n)) and there are
 // 1 + ceil((n - batch_size) / (batch_size - o)) batches when n > batch_size
 // (floor with drop_last), one otherwise; o = 0 gives the plain partition.
