@@ -559,47 +559,95 @@ void NetworkObjective<T>::run_slice(Workspace& ws, Pass pass, const T* x, const 
 
 template <class T>
 double NetworkObjective<T>::run(Pass pass, const Vector<T>& x, const Vector<T>* v, Vector<T>* out,
-                                bool a_panels) {
+                                bool a_panels, const AfterGradient* then) {
   const Index selected = num_selected();
   // The squared-gradient pass needs each sample's own gradient: weight 1.
   const T scale = pass == Pass::SquaredGradient ? T(1) : T(1) / static_cast<T>(selected);
   const T* v_data = v ? v->data() : nullptr;
-  if (out) out->setZero(dimension());
   const int slices = slices_for(selected);
   if (slices == 1) {
+    if (out) out->setZero(dimension());
     // Too few samples to split: one slice, Eigen's products use the threads.
     Workspace& ws = workspaces_.front();
     ws.loss = 0;
     run_slice(ws, pass, x.data(), v_data, out ? out->data() : nullptr, 0, selected, scale);
     if (a_panels) this->a_panels();
-    return ws.loss;
+    if (!then) return ws.loss;
+    const double loss = ws.loss + l2_term(x);
+    if (options_.l2 > 0) *out += static_cast<T>(options_.l2) * x;
+    // A team of its own for `then`, as the caller would have opened.
+    const int threads = static_cast<int>(workspaces_.size());
+    if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+      (*then)(static_cast<T>(loss), omp_get_num_threads() > 1);
+    } else {
+      (*then)(static_cast<T>(loss), false);
+    }
+    return loss;
   }
   // Inside the region Eigen runs each product on the calling thread only. The
   // team may be smaller than asked (a call from inside another parallel
-  // region gets one thread), so each member takes every team-th slice.
+  // region gets one thread), so each member takes every team-th slice. Slice
+  // 0 accumulates into `out` itself; after the barrier each member adds the
+  // other slices' shares, in slice order, to its own range of `out`: the
+  // same sums as adding whole vectors one after another, with no serial pass
+  // over them after the region.
+  const Index n = dimension();
+  const double l2 = then ? l2_term(x) : 0.0;
 #pragma omp parallel num_threads(slices)
   {
     const int team = omp_get_num_threads();
-    for (int t = omp_get_thread_num(); t < slices; t += team) {
+    const int member = omp_get_thread_num();
+    for (int t = member; t < slices; t += team) {
       Workspace& ws = workspaces_[static_cast<std::size_t>(t)];
       ws.loss = 0;
-      if (out) ws.out.setZero(dimension());
-      const Index begin = selected * t / slices;
-      const Index end = selected * (t + 1) / slices;
-      run_slice(ws, pass, x.data(), v_data, out ? ws.out.data() : nullptr, begin, end, scale);
+      T* share = nullptr;
+      if (out && t == 0) {
+        out->setZero(n);
+        share = out->data();
+      } else if (out) {
+        ws.out.setZero(n);
+        share = ws.out.data();
+      }
+      run_slice(ws, pass, x.data(), v_data, share, selected * t / slices,
+                selected * (t + 1) / slices, scale);
     }
-    if (a_panels) {
+    if (out || a_panels) {
 #pragma omp barrier
-      this->a_panels();
+    }
+    if (out) {
+      // Ranges of whole cache lines (16 floats or 8 doubles).
+      constexpr Index line = 64 / static_cast<Index>(sizeof(T));
+      const Index lines = (n + line - 1) / line;
+      const Index begin = std::min(n, lines * member / team * line);
+      const Index end = std::min(n, lines * (member + 1) / team * line);
+      auto range = out->segment(begin, end - begin);
+      for (int t = 1; t < slices; ++t)
+        range += workspaces_[static_cast<std::size_t>(t)].out.segment(begin, end - begin);
+      if (then && options_.l2 > 0) range += static_cast<T>(options_.l2) * x.segment(begin, end - begin);
+    }
+    if (a_panels) this->a_panels();  // reads the slices' inputs, not `out`
+    if (then) {
+      // The gradient is complete after this barrier; every member forms the
+      // same loss and the team goes on with `then` instead of sleeping.
+#pragma omp barrier
+      (*then)(static_cast<T>(slices_loss(slices) + l2), team > 1);
     }
   }
+  return slices_loss(slices) + l2;
+}
+
+template <class T>
+double NetworkObjective<T>::slices_loss(int slices) const {
   double loss = 0;
-  for (int t = 0; t < slices; ++t) {  // fixed order: deterministic sums
-    const Workspace& ws = workspaces_[static_cast<std::size_t>(t)];
-    loss += ws.loss;
-    if (out) *out += ws.out;
-  }
+  for (int t = 0; t < slices; ++t)  // fixed order: deterministic sums
+    loss += workspaces_[static_cast<std::size_t>(t)].loss;
   return loss;
+}
+
+template <class T>
+double NetworkObjective<T>::l2_term(const Vector<T>& x) const {
+  return options_.l2 > 0 ? 0.5 * options_.l2 * static_cast<double>(x.squaredNorm()) : 0.0;
 }
 
 template <class T>
@@ -612,10 +660,17 @@ T NetworkObjective<T>::value_and_gradient(const Vector<T>& x, Vector<T>* gradien
   check_sizes(x, nullptr, "value_and_gradient");
   double loss = run(gradient ? Pass::Gradient : Pass::Value, x, nullptr, gradient);
   if (options_.l2 > 0) {
-    loss += 0.5 * options_.l2 * static_cast<double>(x.squaredNorm());
+    loss += l2_term(x);
     if (gradient) *gradient += static_cast<T>(options_.l2) * x;
   }
   return static_cast<T>(loss);
+}
+
+template <class T>
+T NetworkObjective<T>::value_and_gradient_then(const Vector<T>& x, Vector<T>& gradient,
+                                               const AfterGradient& then) {
+  check_sizes(x, nullptr, "value_and_gradient_then");
+  return static_cast<T>(run(Pass::Gradient, x, nullptr, &gradient, false, &then));
 }
 
 template <class T>

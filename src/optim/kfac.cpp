@@ -409,18 +409,20 @@ void Kfac<T>::right_slice(Slice& s) {
   } else {
     out.noalias() = product * k.a_inverse;
   }
-  // This slice's share of V^T grad, while its rows are in cache.
-  const ConstMatrixMap<T> grad(gradient_.data() + k.layout.weight_offset, rows, width);
-  s.dot = static_cast<double>((out.array() * grad.middleRows(s.begin, s.count).array()).sum());
+  // This slice's shares of V^T grad and |grad|^2, while its rows are in cache.
+  const ConstMatrixMap<T> whole_grad(gradient_.data() + k.layout.weight_offset, rows, width);
+  const auto grad = whole_grad.middleRows(s.begin, s.count);
+  s.dot = static_cast<double>((out.array() * grad.array()).sum());
+  s.squares = static_cast<double>(grad.squaredNorm());
 }
 
 template <class T>
 template <class StepChunk>
 double Kfac<T>::precondition(int threads, Index chunks, const StepChunk& step_chunk) {
-  // V = grad outside the Dense blocks.
-  for (const auto& [begin, end] : plain_ranges_)
-    update_.segment(begin, end - begin) = gradient_.segment(begin, end - begin);
   if (options_.inverse != KfacInverse::Cholesky) {
+    // V = grad outside the Dense blocks.
+    for (const auto& [begin, end] : plain_ranges_)
+      update_.segment(begin, end - begin) = gradient_.segment(begin, end - begin);
     const T shift = static_cast<T>(damping_ + options_.weight_decay);
     for (Block& k : blocks_) {
       const Index rows = k.layout.rows, width = k.width;
@@ -438,44 +440,70 @@ double Kfac<T>::precondition(int threads, Index chunks, const StepChunk& step_ch
     detail::parallel_for(chunks, threads, [&](Index j) { step_chunk(j, dot); });
     return dot;
   }
-  // (A (x) G)^-1 vec(grad) = vec(G^-1 grad A^-1)   [rows, width]: the left
-  // product by column slices, then the right one by row slices. Each slice
-  // is the same computation whichever thread runs it. V^T grad: the right
-  // slices' shares in slice order (the same sum on any thread count), then
-  // the ranges outside the blocks.
-  const auto left_count = static_cast<Index>(left_slices_.size());
-  const auto right_count = static_cast<Index>(right_slices_.size());
-  const auto total = [&] {
-    double dot = 0;
-    for (const Slice& slice : right_slices_) dot += slice.dot;
-    for (const auto& [begin, end] : plain_ranges_)
-      dot += static_cast<double>(gradient_.segment(begin, end - begin).squaredNorm());
-    return dot;
-  };
   if (threads <= 1) {
     // No region: libgomp allocates for a team of one on every entry.
+    return precondition_slices(false, chunks, step_chunk);
+  }
+#pragma omp parallel num_threads(threads)
+  precondition_slices(omp_get_num_threads() > 1, chunks, step_chunk);
+  return update_dot_gradient();
+}
+
+template <class T>
+double Kfac<T>::update_dot_gradient() const {
+  // |grad|^2 in T, as gradient_.norm() overflows: a gradient the unfused
+  // path rejects on its norm gives no step here either.
+  double dot = 0;
+  T squares = 0;
+  for (const Slice& slice : right_slices_) {
+    dot += slice.dot;
+    squares += static_cast<T>(slice.squares);
+  }
+  for (const auto& [begin, end] : plain_ranges_) {
+    const T plain = gradient_.segment(begin, end - begin).squaredNorm();
+    dot += static_cast<double>(plain);
+    squares += plain;
+  }
+  return std::isfinite(squares) ? dot : std::numeric_limits<double>::quiet_NaN();
+}
+
+template <class T>
+template <class StepChunk>
+double Kfac<T>::precondition_slices(bool shared, Index chunks, const StepChunk& step_chunk) {
+  // (A (x) G)^-1 vec(grad) = vec(G^-1 grad A^-1)   [rows, width]: the left
+  // product by column slices, then the right one by row slices. Each slice
+  // is the same computation whichever thread runs it.
+  const auto left_count = static_cast<Index>(left_slices_.size());
+  const auto right_count = static_cast<Index>(right_slices_.size());
+  const auto copy_plain = [&] {  // V = grad outside the Dense blocks
+    for (const auto& [begin, end] : plain_ranges_)
+      update_.segment(begin, end - begin) = gradient_.segment(begin, end - begin);
+  };
+  if (!shared) {
+    copy_plain();
     for (Slice& slice : left_slices_) left_slice(slice);
     for (Slice& slice : right_slices_) right_slice(slice);
-    const double dot = total();
+    const double dot = update_dot_gradient();
     for (Index j = 0; j < chunks; ++j) step_chunk(j, dot);
     return dot;
   }
-  // Three synchronisations in all (the two loops' barriers and the join):
-  // with OMP_WAIT_POLICY=PASSIVE each one sleeps and wakes a thread, 20 us or
+  // Two barriers (the loops') and whatever ends the region: with
+  // OMP_WAIT_POLICY=PASSIVE each one sleeps and wakes a thread, 20 us or
   // more on a virtual machine (docs/optimizers-kfac.md, "Cost per step").
-#pragma omp parallel num_threads(threads)
-  {
+  // The copy is done before the step's chunks read it: a loop's barrier
+  // lies between.
+#pragma omp single nowait
+  copy_plain();
 #pragma omp for schedule(dynamic, 1)
-    for (Index i = 0; i < left_count; ++i) left_slice(left_slices_[static_cast<std::size_t>(i)]);
+  for (Index i = 0; i < left_count; ++i) left_slice(left_slices_[static_cast<std::size_t>(i)]);
 #pragma omp for schedule(dynamic, 1)
-    for (Index i = 0; i < right_count; ++i) right_slice(right_slices_[static_cast<std::size_t>(i)]);
-    // Every share is in after the loop's barrier: each thread forms the same
-    // sum itself instead of waiting for one to broadcast it.
-    const double dot = total();
+  for (Index i = 0; i < right_count; ++i) right_slice(right_slices_[static_cast<std::size_t>(i)]);
+  // Every share is in after the loop's barrier: each thread forms the same
+  // sum itself instead of waiting for one to broadcast it.
+  const double dot = update_dot_gradient();
 #pragma omp for schedule(static) nowait
-    for (Index j = 0; j < chunks; ++j) step_chunk(j, dot);
-  }
-  return total();
+  for (Index j = 0; j < chunks; ++j) step_chunk(j, dot);
+  return dot;
 }
 
 template <class T>
@@ -501,59 +529,16 @@ StepResult Kfac<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<cons
   StepResult result;
   f.select_batch(batch);
   const bool statistics = !have_factors_ || this->steps_ % options_.statistics_every == 0;
-  T loss;
-  // The candidate averages live in batch_factors_ until the step is taken;
-  // the objective folds the batch into them (lower triangles) and checks them.
-  Index nonfinite_block = -1;
-  // The statistics' samples: the first `sampled` of the batch.
-  const auto sampled =
-      static_cast<std::size_t>(statistics ? detail::subset_size(static_cast<Index>(batch.size()),
-                                                                options_.statistics_fraction)
-                                          : 0);
-  const auto fold_statistics = [&](Vector<T>* gradient) {
-    return network->kronecker_factor_averages(
-        x, options_.fisher, rng_, have_factors_ ? &factors_ : nullptr, options_.ema_decay,
-        batch_factors_, gradient, nonfinite_block);
-  };
-  if (statistics && sampled == batch.size()) {
-    loss = fold_statistics(&gradient_);
-  } else if (statistics) {
-    // The gradient on the batch, then A and G from a pass of their own.
-    loss = f.value_and_gradient(x, &gradient_);
-    f.select_batch(batch.first(sampled));
-    fold_statistics(nullptr);
-    f.select_batch(batch);
-  } else {
-    loss = f.value_and_gradient(x, &gradient_);
-  }
-  HESSE_ASSERT(gradient_.size() == dimension_,
-               "kfac: the objective returned a gradient of " + std::to_string(gradient_.size()) +
-                   " values for " + std::to_string(dimension_) + " parameters");
-  result.loss = static_cast<double>(loss);
-  result.gradient_norm = static_cast<double>(gradient_.norm());
-  result.gradient_evaluations = 1;
-  // The norm is NaN or Inf exactly when an entry is (or when the squares
-  // overflow, itself numerical trouble): no separate pass over the gradient.
-  if (!std::isfinite(result.loss) || !std::isfinite(result.gradient_norm))
-    return reject(result, "non-finite loss or gradient");
-
-  // The averages of finite old factors are NaN/Inf exactly where the
-  // batch's are, so the check runs once, on what becomes the average.
-  if (nonfinite_block >= 0)
-    return reject(result,
-                  "non-finite Kronecker factors in block " + std::to_string(nonfinite_block));
-  const nn::KroneckerFactors<T>* averages = statistics ? &batch_factors_ : &factors_;
-
-  if (options_.weight_decay > 0) gradient_ += static_cast<T>(options_.weight_decay) * x;
-
   const bool refresh =
       !have_inverses_ || refresh_pending_ || this->steps_ % options_.inverse_every == 0;
+  const bool adapt = options_.adaptive_damping && this->steps_ % options_.damping_every == 0;
+
   // Ba, Grosse & Martens (2017): lr^2 V^T grad estimates the KL divergence
   // the step causes; V is scaled by nu so that it stays below kl_clip.
   const double lr = options_.learning_rate;
-  const auto kl_scale = [&](double update_dot_gradient) {
+  const auto kl_scale = [&](double dot) {
     if (options_.kl_clip > 0) {
-      const double predicted = lr * lr * update_dot_gradient;
+      const double predicted = lr * lr * dot;
       if (predicted > options_.kl_clip) return std::sqrt(options_.kl_clip / predicted);
     }
     return 1.0;
@@ -574,16 +559,86 @@ StepResult Kfac<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<cons
   // region, b and x chunk by chunk (each chunk of b still in cache for x),
   // unless V^T grad says V is not finite: NaN or Inf exactly when an entry
   // of V is (NaN * 0 and Inf * 0 are NaN), or when it overflows.
-  const bool adapt = options_.adaptive_damping && this->steps_ % options_.damping_every == 0;
-  const auto step_chunk = [&](Index j, double update_dot_gradient) {
-    if (!std::isfinite(update_dot_gradient)) return;
+  const auto step_chunk = [&](Index j, double dot) {
+    if (!std::isfinite(dot)) return;
     const Index begin = j * kStepChunk, size = std::min(kStepChunk, dimension_ - begin);
-    form_buffer(begin, size, kl_scale(update_dot_gradient));
+    form_buffer(begin, size, kl_scale(dot));
     x.segment(begin, size).noalias() += minus_lr * update_.segment(begin, size);
   };
   const Index chunks = adapt ? 0 : (dimension_ + kStepChunk - 1) / kStepChunk;
-  double update_dot_gradient = 0;
-  {
+
+  // A plain step (no statistics, refresh, adaptive rule or weight decay)
+  // preconditions and steps on the gradient pass's own threads: one team
+  // wake-up per step instead of two. The work is the same as below, bit for
+  // bit; a non-finite loss skips it, a non-finite gradient makes V^T grad
+  // non-finite so x is not moved, and the checks below reject the step.
+  const bool fused = !statistics && !refresh && !adapt && options_.weight_decay == 0 &&
+                     options_.inverse == KfacInverse::Cholesky;
+  T loss;
+  // The candidate averages live in batch_factors_ until the step is taken;
+  // the objective folds the batch into them (lower triangles) and checks them.
+  Index nonfinite_block = -1;
+  // The statistics' samples: the first `sampled` of the batch.
+  const auto sampled =
+      static_cast<std::size_t>(statistics ? detail::subset_size(static_cast<Index>(batch.size()),
+                                                                options_.statistics_fraction)
+                                          : 0);
+  const auto fold_statistics = [&](Vector<T>* gradient) {
+    return network->kronecker_factor_averages(
+        x, options_.fisher, rng_, have_factors_ ? &factors_ : nullptr, options_.ema_decay,
+        batch_factors_, gradient, nonfinite_block);
+  };
+  double fused_dot = std::numeric_limits<double>::quiet_NaN();
+  if (fused) {
+    loss = f.value_and_gradient_then(x, gradient_, [&](T batch_loss, bool shared) {
+      if (!std::isfinite(batch_loss)) return;  // the same on every member
+      double dot = 0;
+      if (shared) {
+        dot = precondition_slices(true, chunks, step_chunk);
+      } else {
+        SingleThreadedProducts guard;
+        dot = precondition_slices(false, chunks, step_chunk);
+      }
+      if (omp_get_thread_num() == 0) fused_dot = dot;  // x moved iff finite
+    });
+  } else if (statistics && sampled == batch.size()) {
+    // The network's own pass: fit()'s gradient clipping applied afterwards.
+    loss = fold_statistics(&gradient_);
+    f.clip_gradient(gradient_);
+  } else if (statistics) {
+    // The gradient on the batch, then A and G from a pass of their own.
+    loss = f.value_and_gradient(x, &gradient_);
+    f.select_batch(batch.first(sampled));
+    fold_statistics(nullptr);
+    f.select_batch(batch);
+  } else {
+    loss = f.value_and_gradient(x, &gradient_);
+  }
+  HESSE_ASSERT(gradient_.size() == dimension_,
+               "kfac: the objective returned a gradient of " + std::to_string(gradient_.size()) +
+                   " values for " + std::to_string(dimension_) + " parameters");
+  result.loss = static_cast<double>(loss);
+  result.gradient_norm = static_cast<double>(gradient_.norm());
+  result.gradient_evaluations = 1;
+  // The norm is NaN or Inf exactly when an entry is (or when the squares
+  // overflow, itself numerical trouble): no separate pass over the gradient.
+  const bool bad_gradient = !std::isfinite(result.loss) || !std::isfinite(result.gradient_norm);
+  if (fused && !std::isfinite(fused_dot))
+    return reject(result, bad_gradient ? "non-finite loss or gradient"
+                                       : "non-finite preconditioned gradient");
+  if (!fused && bad_gradient) return reject(result, "non-finite loss or gradient");
+
+  // The averages of finite old factors are NaN/Inf exactly where the
+  // batch's are, so the check runs once, on what becomes the average.
+  if (nonfinite_block >= 0)
+    return reject(result,
+                  "non-finite Kronecker factors in block " + std::to_string(nonfinite_block));
+  const nn::KroneckerFactors<T>* averages = statistics ? &batch_factors_ : &factors_;
+
+  if (options_.weight_decay > 0) gradient_ += static_cast<T>(options_.weight_decay) * x;
+
+  double dot = fused_dot;
+  if (!fused) {
     SingleThreadedProducts guard;
     if (refresh) {
       std::string why;
@@ -592,14 +647,13 @@ StepResult Kfac<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<cons
         return reject(result, why);
       }
     }
-    update_dot_gradient = precondition(guard.saved(), chunks, step_chunk);
+    dot = precondition(guard.saved(), chunks, step_chunk);
   }
-  if (!std::isfinite(update_dot_gradient))
-    return reject(result, "non-finite preconditioned gradient");
+  if (!std::isfinite(dot)) return reject(result, "non-finite preconditioned gradient");
 
   double rho = 0;
   if (adapt) {
-    form_buffer(0, dimension_, kl_scale(update_dot_gradient));
+    form_buffer(0, dimension_, kl_scale(dot));
     // M&G sec. 6.5: the reduction ratio of delta against the quadratic model
     // with the exact Gauss-Newton (= Fisher for these losses) matrix on the
     // batch and the weight decay's eta I; no damping in the model.

@@ -1,5 +1,7 @@
 #include "hesse/optim/optimizer.hpp"
 
+#include <omp.h>
+
 #include <cstring>
 #include <sstream>
 
@@ -19,6 +21,20 @@ void StochasticObjective<T>::gauss_newton_vector(const Vector<T>&, const Vector<
   throw InvalidArgument(
       "this objective has no Gauss-Newton-vector product (gauss_newton_vector(x, v, Gv)); "
       "choose an optimizer that needs only gradients or Hessian-vector products");
+}
+
+template <class T>
+T StochasticObjective<T>::value_and_gradient_then(const Vector<T>& x, Vector<T>& gradient,
+                                                  const AfterGradient& then) {
+  const T loss = value_and_gradient(x, &gradient);
+  const int threads = omp_get_max_threads();
+  if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+    then(loss, omp_get_num_threads() > 1);
+  } else {
+    then(loss, false);
+  }
+  return loss;
 }
 
 template class StochasticObjective<float>;

@@ -190,6 +190,14 @@ class ClippedObjective final : public optim::StochasticObjective<T> {
   T value_and_unclipped_gradient(const Vector<T>& x, Vector<T>* g) override {
     return f_.value_and_gradient(x, g);
   }
+  // The network's own threads go on with `then` only when nothing comes
+  // between the gradient and it.
+  T value_and_gradient_then(const Vector<T>& x, Vector<T>& g,
+                            const typename optim::StochasticObjective<T>::AfterGradient& then)
+      override {
+    if (clip_ > 0) return optim::StochasticObjective<T>::value_and_gradient_then(x, g, then);
+    return f_.value_and_gradient_then(x, g, then);
+  }
   void clip_gradient(Vector<T>& g) override {
     if (clip_ <= 0) return;
     const double norm = static_cast<double>(g.norm());

@@ -3,7 +3,10 @@
 // seeds, on the whole set and on a mini-batch, plus points near ReLU kinks.
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
 #include <tuple>
+#include <vector>
 
 #include "hesse/nn/network_objective.hpp"
 #include "hesse/objective/derivative_check.hpp"
@@ -360,6 +363,65 @@ TEST(NetworkObjective, ThreadSlicesAgreeWithOneThread) {
   NetworkObjectiveOptions bad;
   bad.threads = -1;
   EXPECT_THROW(NetworkObjective<double>(net, LossKind::SoftmaxCrossEntropy, set, bad), InvalidArgument);
+}
+
+}  // namespace
+
+namespace {
+
+// value_and_gradient_then hands `then` the loss and gradient value_and_gradient
+// returns, bit for bit, once per team member, after the gradient is complete.
+TEST(NetworkObjective, WorkAfterTheGradientSeesTheSameLossAndGradient) {
+  const auto set = test_util::random_dataset<double>(6, 203, 3, LossKind::SoftmaxCrossEntropy, 4);
+  const std::vector<Index> sizes{6, 9, 3};
+  const auto net = make_mlp<double>(sizes, ActivationKind::Tanh);
+  const Vector<double> x = net.initial_parameters(3);
+  for (const int threads : {1, 2, 3}) {
+    for (const Index samples_per_thread : {Index{4}, Index{100000}}) {  // slices, or one
+      for (const double l2 : {0.0, 0.01}) {
+        NetworkObjectiveOptions options;
+        options.threads = threads;
+        options.min_samples_per_thread = samples_per_thread;
+        options.chunk_size = 17;
+        options.l2 = l2;
+        NetworkObjective<double> objective(net, LossKind::SoftmaxCrossEntropy, set, options);
+        Vector<double> expected;
+        const double expected_loss = objective.value_and_gradient(x, &expected);
+        Vector<double> gradient;
+        std::vector<double> seen_loss(8, -1.0);
+        std::vector<double> seen_norm(8, -1.0);
+        std::vector<int> calls(8, 0);
+        int team = 0;
+        bool shared_flag = false;
+        const double loss = objective.value_and_gradient_then(
+            x, gradient, [&](double batch_loss, bool shared) {
+              const int member = omp_get_thread_num();
+              ++calls[static_cast<std::size_t>(member)];
+              seen_loss[static_cast<std::size_t>(member)] = batch_loss;
+              // Every member sees the whole gradient, not its own range.
+              seen_norm[static_cast<std::size_t>(member)] = (gradient - expected).norm();
+#pragma omp single
+              {
+                team = omp_get_num_threads();
+                shared_flag = shared;
+              }
+            });
+        SCOPED_TRACE(::testing::Message() << "threads " << threads << ", samples/thread "
+                                          << samples_per_thread << ", l2 " << l2);
+        EXPECT_EQ(loss, expected_loss);
+        EXPECT_EQ(gradient, expected);
+        EXPECT_EQ(team, threads);
+        EXPECT_EQ(shared_flag, threads > 1);
+        for (int m = 0; m < 8; ++m) {
+          const auto i = static_cast<std::size_t>(m);
+          EXPECT_EQ(calls[i], m < threads ? 1 : 0);
+          if (m >= threads) continue;
+          EXPECT_EQ(seen_loss[i], expected_loss);
+          EXPECT_EQ(seen_norm[i], 0.0);
+        }
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -8,6 +8,9 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -225,6 +228,28 @@ TEST_F(Fit, ClipsTheWholeBatchGradientOfAStepInParts) {
       {.epochs = 2, .batch_size = 128, .batch_overlap = 32, .gradient_clip_norm = kClip}, cbs);
   ASSERT_EQ(rec.steps.size(), 8u);  // 1 + ceil((384 - 128) / 96) = 4 steps an epoch
   for (const auto& s : rec.steps) EXPECT_NEAR(s.gradient_norm, kClip, 1e-12 * kClip) << s.step;
+}
+
+// K-FAC computes the gradient in its statistics pass on statistics steps and
+// on the network's threads on plain ones, Shampoo likewise on plain steps:
+// the clip applies on every kind of step.
+TEST_F(Fit, ClipsTheGradientOfKfacAndShampooOnEveryKindOfStep) {
+  constexpr double kClip = 1e-3;
+  const std::vector<std::pair<std::string, optim::OptimizerSettings>> cases{
+      {"kfac", {{"statistics_every", 1}}},
+      {"kfac", {{"statistics_every", 3}, {"inverse_every", 5}}},
+      {"shampoo", {{"statistics_every", 2}}}};
+  for (const auto& [name, settings] : cases) {
+    auto opt = optim::make_optimizer<double>(name, settings);
+    Recorder rec;
+    Callback* cbs[] = {&rec};
+    Vector<double> start = x;
+    fit(net, kLoss, train, &test, *opt, start,
+        {.epochs = 1, .batch_size = 32, .gradient_clip_norm = kClip}, cbs);
+    ASSERT_EQ(rec.steps.size(), 12u) << name;
+    for (const auto& s : rec.steps)
+      EXPECT_NEAR(s.gradient_norm, kClip, 1e-12 * kClip) << name << " step " << s.step;
+  }
 }
 
 TEST_F(Fit, NanGuardRestoresTheLastGoodStateAndLowersTheRate) {

@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -80,6 +81,19 @@ class NetworkObjective {
 
   T value(const Vector<T>& x);
   T value_and_gradient(const Vector<T>& x, Vector<T>* gradient);
+  /// What runs on a team of threads once a gradient is complete: every
+  /// member calls it with the loss and `shared`. With `shared` the members
+  /// are a team of more than one inside a parallel region and share work
+  /// through orphaned `omp for` loops; without it one thread does all.
+  using AfterGradient = std::function<void(T loss, bool shared)>;
+  /// value_and_gradient, then `then` on the gradient pass's own threads,
+  /// after a barrier, instead of in a parallel region of the caller's: with
+  /// OMP_WAIT_POLICY=PASSIVE the threads would fall asleep at the end of one
+  /// region and be woken for the next (K-FAC's and Shampoo's
+  /// preconditioning; docs/nn.md, "Work after the gradient"). The loss and
+  /// gradient are those value_and_gradient returns, bit for bit; the return
+  /// value is the loss.
+  T value_and_gradient_then(const Vector<T>& x, Vector<T>& gradient, const AfterGradient& then);
   void hessian_vector(const Vector<T>& x, const Vector<T>& v, Vector<T>& Hv);
   void gauss_newton_vector(const Vector<T>& x, const Vector<T>& v, Vector<T>& Gv);
   void hessian(const Vector<T>& x, Matrix<T>& H);
@@ -218,8 +232,12 @@ class NetworkObjective {
   // Runs `pass` over the selected samples; out receives the gradient or
   // product. Returns the loss (mean over the selected samples).
   // With a_panels, every thread then forms A by column panels (a_panels()).
+  double slices_loss(int slices) const;
+  double l2_term(const Vector<T>& x) const;  // l2/2 |x|^2
+  // `then`: run on the team once the gradient is complete (value_and_gradient_then;
+  // Pass::Gradient only), with the l2 term already in.
   double run(Pass pass, const Vector<T>& x, const Vector<T>* v, Vector<T>* out,
-             bool a_panels = false);
+             bool a_panels = false, const AfterGradient* then = nullptr);
   // Samples [begin, end) of the selection, chunk by chunk, into ws.loss and `out`.
   void run_slice(Workspace& ws, Pass pass, const T* x, const T* v, T* out, Index begin, Index end,
                  T scale);

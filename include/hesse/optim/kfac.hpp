@@ -255,7 +255,8 @@ class Kfac final : public Optimizer<T> {
     std::size_t block = 0;
     Index begin = 0, count = 0;
     Matrix<T> work;  // the low-rank factor's [r, count] or [count, r] product
-    double dot = 0;  // right slices: the slice's share of V^T grad
+    double dot = 0;      // right slices: the slice's share of V^T grad
+    double squares = 0;  // right slices: the slice's share of |grad|^2
   };
 
   // First step after construction, reset or load_state: checks f and x
@@ -271,6 +272,17 @@ class Kfac final : public Optimizer<T> {
   // threads, in the same OpenMP region. Returns update_^T gradient_.
   template <class StepChunk>
   double precondition(int threads, Index chunks, const StepChunk& step_chunk);
+  // The Cholesky variant's preconditioning and step_chunk calls, run by
+  // every member of a team inside a parallel region (shared: orphaned omp for
+  // loops, two barriers) or by one thread: precondition's region, or the
+  // gradient pass's own (value_and_gradient_then).
+  // Returns update_dot_gradient().
+  template <class StepChunk>
+  double precondition_slices(bool shared, Index chunks, const StepChunk& step_chunk);
+  // update_^T gradient_ from the right slices' shares in slice order (the
+  // same sum on any thread count), then the ranges outside the blocks; NaN
+  // when |gradient_|^2, summed alike, is not finite (no step is taken then).
+  double update_dot_gradient() const;
   void left_slice(Slice& s);   // product[:, slice] = G^-1 grad[:, slice]
   void right_slice(Slice& s);  // update[slice, :] = product[slice, :] A^-1
   StepResult reject(StepResult result, const std::string& why);

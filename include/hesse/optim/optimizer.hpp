@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -69,6 +70,18 @@ class StochasticObjective {
     return value_and_gradient(x, gradient);
   }
   virtual void clip_gradient(Vector<T>& gradient) { (void)gradient; }
+  /// Work for a team of threads once a gradient is complete: every member
+  /// calls it with the loss and `shared` (a team of more than one inside a
+  /// parallel region, sharing work through orphaned `omp for` loops; without
+  /// it one thread does all).
+  using AfterGradient = std::function<void(T loss, bool shared)>;
+  /// value_and_gradient into `gradient`, then `then` on a team of threads.
+  /// The default opens a region of omp_get_max_threads() threads for it; a
+  /// network objective runs it on its gradient pass's own threads after a
+  /// barrier, which saves waking sleeping threads a second time
+  /// (nn::NetworkObjective::value_and_gradient_then). Returns the loss.
+  virtual T value_and_gradient_then(const Vector<T>& x, Vector<T>& gradient,
+                                    const AfterGradient& then);
   virtual bool has_hessian_vector() const { return false; }
   virtual void hessian_vector(const Vector<T>& x, const Vector<T>& v, Vector<T>& Hv);
   virtual bool has_gauss_newton_vector() const { return false; }

@@ -33,6 +33,15 @@ class StochasticAdapter final : public StochasticObjective<typename F::Scalar> {
   T value_and_gradient(const Vector<T>& x, Vector<T>* gradient) override {
     return f_.value_and_gradient(x, gradient);
   }
+  // Forwarded when F keeps its own threads for the work (a network).
+  T value_and_gradient_then(const Vector<T>& x, Vector<T>& gradient,
+                            const typename StochasticObjective<T>::AfterGradient& then) override {
+    if constexpr (requires(F& g) { g.value_and_gradient_then(x, gradient, then); }) {
+      return f_.value_and_gradient_then(x, gradient, then);
+    } else {
+      return StochasticObjective<T>::value_and_gradient_then(x, gradient, then);
+    }
+  }
   bool has_hessian_vector() const override { return HessianVectorObjective<F>; }
   void hessian_vector(const Vector<T>& x, const Vector<T>& v, Vector<T>& Hv) override {
     if constexpr (HessianVectorObjective<F>) {
