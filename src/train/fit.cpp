@@ -1,6 +1,10 @@
 #include "hesse/train/fit.hpp"
 
+#include <zlib.h>
+
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <utility>
 #include <ostream>
@@ -221,15 +225,59 @@ class ClippedObjective final : public optim::StochasticObjective<T> {
   double clip_;
 };
 
-/// What the batch order depends on (data::BatchSampler's arguments), by
-/// name and value as text, as a checkpoint records them.
+/// CRC-32 (zlib) of the training set's shape, features and targets, each
+/// value as a float, in hex: the same set in float or double gives the same
+/// text, and a changed value another one. A checkpoint records it so that
+/// resuming on other data with the same number of samples is refused.
+template <class T>
+std::string training_set_crc32(const data::Dataset<T>& set) {
+  uLong crc = crc32_z(0L, Z_NULL, 0);
+  const auto add_bytes = [&](const void* data, std::size_t size) {
+    crc = crc32_z(crc, static_cast<const Bytef*>(data), size);
+  };
+  Eigen::VectorXf column;
+  const auto add_columns = [&](const Matrix<T>& m) {
+    const std::int64_t shape[2] = {m.rows(), m.cols()};
+    add_bytes(shape, sizeof(shape));
+    for (Index j = 0; j < m.cols(); ++j) {
+      column = m.col(j).template cast<float>();
+      add_bytes(column.data(), sizeof(float) * static_cast<std::size_t>(column.size()));
+    }
+  };
+  if (set.is_sparse()) {
+    const SparseMatrix<T>& m = set.sparse_features;
+    const std::int64_t shape[3] = {m.rows(), m.cols(), m.nonZeros()};
+    add_bytes(shape, sizeof(shape));
+    for (Index j = 0; j < m.outerSize(); ++j)
+      for (typename SparseMatrix<T>::InnerIterator it(m, j); it; ++it) {
+        const std::int64_t row = it.row();
+        const float value = static_cast<float>(it.value());
+        add_bytes(&row, sizeof(row));
+        add_bytes(&value, sizeof(value));
+      }
+  } else {
+    add_columns(set.features);
+  }
+  add_columns(set.targets);
+  char text[9];
+  std::snprintf(text, sizeof(text), "%08lx", static_cast<unsigned long>(crc & 0xffffffffUL));
+  return text;
+}
+
+/// What the batch order depends on (data::BatchSampler's arguments) and the
+/// training set itself (its CRC-32, empty when not computed), by name and
+/// value as text, as a checkpoint records them.
 std::vector<std::pair<std::string, std::string>> batch_settings(const FitOptions& options,
-                                                                Index num_samples) {
-  return {{"training_samples", std::to_string(num_samples)},
-          {"batch_size", std::to_string(options.batch_size)},
-          {"batch_overlap", std::to_string(options.batch_overlap)},
-          {"drop_last", options.drop_last ? "true" : "false"},
-          {"seed", std::to_string(options.seed)}};
+                                                                Index num_samples,
+                                                                const std::string& crc) {
+  std::vector<std::pair<std::string, std::string>> settings{
+      {"training_samples", std::to_string(num_samples)},
+      {"batch_size", std::to_string(options.batch_size)},
+      {"batch_overlap", std::to_string(options.batch_overlap)},
+      {"drop_last", options.drop_last ? "true" : "false"},
+      {"seed", std::to_string(options.seed)}};
+  if (!crc.empty()) settings.emplace_back("training_set_crc32", crc);
+  return settings;
 }
 
 constexpr int kHistoryFields = 7;
@@ -296,6 +344,11 @@ FitResult fit(const nn::Sequential<T>& model, nn::LossKind loss, const data::Dat
   Index step = 0, epoch = 0, batch = 0;
   double seconds = 0;
 
+  // Once per run, only when a checkpoint is written or read (a pass over
+  // the set: 0.04 s for fashion-mnist's 60,000 images, 0.15 s when they were
+  // not read since loading).
+  const std::string crc =
+      options.checkpoint_path.empty() && options.resume_from.empty() ? "" : training_set_crc32(train);
   if (!options.resume_from.empty()) {
     const optim::StateDict s = optim::StateDict::load(options.resume_from);
     HESSE_REQUIRE(s.text("fit.optimizer") == optimizer.name(),
@@ -306,12 +359,17 @@ FitResult fit(const nn::Sequential<T>& model, nn::LossKind loss, const data::Dat
     auto same_batches = [&](const std::string& setting, const std::string& requested) {
       const std::string key = "fit." + setting;
       if (!s.texts.count(key)) return;
+      HESSE_REQUIRE(s.text(key) == requested || setting != "training_set_crc32",
+                    "fit: checkpoint " + options.resume_from +
+                        " was written on another training set (CRC-32 of its features and "
+                        "targets " + s.text(key) + ", this run's " + requested +
+                        "): resuming needs the same data");
       HESSE_REQUIRE(s.text(key) == requested,
                     "fit: checkpoint " + options.resume_from + " was written with " + setting +
                         " = " + s.text(key) + ", this run has " + setting + " = " + requested +
                         ": resuming needs the same batches");
     };
-    for (const auto& [setting, value] : batch_settings(options, train.num_samples()))
+    for (const auto& [setting, value] : batch_settings(options, train.num_samples(), crc))
       same_batches(setting, value);
     HESSE_REQUIRE(Index(s.array("fit.parameters").size()) == x.size(),
                   "fit: checkpoint " + options.resume_from + " holds " +
@@ -360,7 +418,7 @@ FitResult fit(const nn::Sequential<T>& model, nn::LossKind loss, const data::Dat
     optimizer.save_state(s);
     s.put("fit.parameters", x);
     s.texts["fit.optimizer"] = optimizer.name();
-    for (const auto& [setting, value] : batch_settings(options, train.num_samples()))
+    for (const auto& [setting, value] : batch_settings(options, train.num_samples(), crc))
       s.texts["fit." + setting] = value;
     s.scalars["fit.step"] = double(step);
     s.scalars["fit.epoch"] = double(next_epoch);

@@ -444,15 +444,67 @@ TEST_F(Fit, ResumeRefusesACheckpointWithOtherBatchSettings) {
   EXPECT_EQ(message(changed, train), expected("seed", "4", "5"));
   const data::Dataset<double> fewer = testing::blobs<double>(383, 7);
   EXPECT_EQ(message(resume, fewer), expected("training_samples", "384", "383"));
+  // The same number of samples, one feature value changed: another set.
+  data::Dataset<double> edited = train;
+  edited.features(2, 100) += 0.5;
+  const std::string edited_message = message(resume, edited);
+  EXPECT_EQ(edited_message.rfind("fit: checkpoint " + path + " was written on another training set "
+                                 "(CRC-32 of its features and targets ",
+                                 0),
+            0u)
+      << edited_message;
+  EXPECT_NE(edited_message.find("): resuming needs the same data"), std::string::npos);
+  const std::string saved_crc = optim::StateDict::load(path).text("fit.training_set_crc32");
+  EXPECT_EQ(saved_crc.size(), 8u);
+  // One label changed: another set too.
+  data::Dataset<double> relabelled = train;
+  relabelled.targets(0, 7) = relabelled.targets(0, 7) == 0 ? 1 : 0;
+  EXPECT_NE(message(resume, relabelled), "");
 
   optim::StateDict old = optim::StateDict::load(path);
   for (const char* key : {"fit.training_samples", "fit.batch_size", "fit.batch_overlap",
-                          "fit.drop_last", "fit.seed"})
+                          "fit.drop_last", "fit.seed", "fit.training_set_crc32"})
     old.texts.erase(key);
   old.save(path);
   changed = resume;
   changed.seed = 5;
   EXPECT_EQ(message(changed, train), "");
+  std::filesystem::remove_all(dir);
+}
+
+// The checkpoint's training-set checksum is over the values as floats: a
+// float copy of a double set gives the same one, so a run may resume in the
+// other precision on the same data.
+TEST_F(Fit, TrainingSetChecksumIsTheSameInFloatAndDouble) {
+  const auto dir = std::filesystem::temp_directory_path() / "hesse_fit_crc_test";
+  std::filesystem::create_directories(dir);
+  const std::string double_path = (dir / "double.ckpt").string();
+  const std::string float_path = (dir / "float.ckpt").string();
+  FitOptions o{.epochs = 1, .batch_size = 64, .eval_every_steps = 2, .max_steps = 2};
+  o.checkpoint_path = double_path;
+  {
+    TestSgd<double> opt(0.05);
+    Vector<double> y = x;
+    fit(net, kLoss, train, &test, opt, y, o);
+  }
+  data::Dataset<float> train_f, test_f;
+  train_f.features = train.features.cast<float>();
+  train_f.targets = train.targets.cast<float>();
+  train_f.num_classes = train.num_classes;
+  test_f.features = test.features.cast<float>();
+  test_f.targets = test.targets.cast<float>();
+  test_f.num_classes = test.num_classes;
+  o.checkpoint_path = float_path;
+  {
+    const nn::Sequential<float> net_f = testing::small_mlp<float>();
+    TestSgd<float> opt(0.05);
+    Vector<float> y = net_f.initial_parameters(3);
+    fit(net_f, kLoss, train_f, &test_f, opt, y, o);
+  }
+  const std::string a = optim::StateDict::load(double_path).text("fit.training_set_crc32");
+  const std::string b = optim::StateDict::load(float_path).text("fit.training_set_crc32");
+  EXPECT_EQ(a.size(), 8u);
+  EXPECT_EQ(a, b);
   std::filesystem::remove_all(dir);
 }
 
