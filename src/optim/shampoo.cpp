@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <type_traits>
 
@@ -35,6 +36,7 @@ constexpr std::uint64_t kFirstBasisSeed = 0x5eed5a3b00;
 using detail::Items;
 using detail::parallel_for;
 using detail::parallel_phases;
+using detail::run_phases;
 using detail::SingleThreadedProducts;
 
 // |v|^2 as a double sum of T-precision sums over chunks of 512 entries:
@@ -300,22 +302,38 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<c
                           " parameters, x has " + std::to_string(x.size()));
   StepResult result;
   f.select_batch(batch);
-  const T loss = f.value_and_gradient(x, &gradient_);
-  result.loss = static_cast<double>(loss);
-  const double squared_norm = chunked_squared_norm(gradient_);
-  result.gradient_norm = std::sqrt(squared_norm);
-  result.gradient_evaluations = 1;
+  const std::int64_t t = this->steps_ + 1;
+  const Index start = options_.start_preconditioning_step;
+  const bool preconditioned = t >= start;
+  const bool refresh = preconditioned && (t - start) % options_.inverse_every == 0;
+  // distributed_shampoo's statistics_compute_steps: its 0-based step % k == 0.
+  const bool update = (t - 1) % options_.statistics_every == 0;
+  // A preconditioned step without a refresh runs on the gradient pass's own
+  // threads (value_and_gradient_then, as K-FAC's plain steps do): the same
+  // work, bit for bit, after the same check of the gradient.
+  const bool fused = layout_ready_ && preconditioned && !refresh;
+  const int threads = omp_get_max_threads();
   // Finite only when every entry is; below T's largest value it also bounds
   // every entry of G G^T.
-  if (!std::isfinite(result.loss) ||
-      !(squared_norm <= static_cast<double>(std::numeric_limits<T>::max()))) {
+  const auto acceptable = [](T loss, double squared_norm) {
+    return std::isfinite(static_cast<double>(loss)) &&
+           squared_norm <= static_cast<double>(std::numeric_limits<T>::max());
+  };
+  const auto evaluated = [&](T loss, double squared_norm) {
+    result.loss = static_cast<double>(loss);
+    result.gradient_norm = std::sqrt(squared_norm);
+    result.gradient_evaluations = 1;
+    if (acceptable(loss, squared_norm)) return true;
     result.accepted = false;
     result.event = "non-finite loss or gradient: step rejected, x and state unchanged";
-    return result;
+    return false;
+  };
+  if (!fused) {
+    const T loss = f.value_and_gradient(x, &gradient_);
+    if (!evaluated(loss, chunked_squared_norm(gradient_))) return result;
+    if (!layout_ready_) prepare(f, x.size());
   }
-  if (!layout_ready_) prepare(f, x.size());
 
-  const std::int64_t t = this->steps_ + 1;
   const T beta2 = T(options_.beta2);
   const T epsilon_graft = T(options_.graft_epsilon);
   const T correction = T(1 - std::pow(options_.beta2, static_cast<double>(t)));
@@ -364,10 +382,13 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<c
     }
     b.graft_squared_norm = sum;
   };
-  for (const auto& [begin, end] : uncovered_)
-    graft(gradient_.segment(begin, end - begin).array(),
-          graft_accumulator_.segment(begin, end - begin).array(),
-          graft_direction_.segment(begin, end - begin).array());
+  const auto graft_uncovered = [&] {
+    for (const auto& [begin, end] : uncovered_)
+      graft(gradient_.segment(begin, end - begin).array(),
+            graft_accumulator_.segment(begin, end - begin).array(),
+            graft_direction_.segment(begin, end - begin).array());
+  };
+  if (!fused) graft_uncovered();
 
   const Index num_blocks = static_cast<Index>(blocks_.size());
   const T weight = options_.beta2 < 1 ? T(1) - beta2 : T(1);
@@ -411,16 +432,12 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<c
     b.shampoo_squared_norm = static_cast<double>(P.squaredNorm());
   };
 
-  const Index start = options_.start_preconditioning_step;
-  const bool preconditioned = t >= start;
-  const bool refresh = preconditioned && (t - start) % options_.inverse_every == 0;
-  // distributed_shampoo's statistics_compute_steps: its 0-based step % k == 0.
-  const bool update = (t - 1) % options_.statistics_every == 0;
   // Every block on one thread with Eigen single-threaded inside it: each
   // block's arithmetic is then the same for any thread count (the steps on
-  // x are element-wise).
-  const int threads = omp_get_max_threads();
-  SingleThreadedProducts guard;
+  // x are element-wise). Not over the fused step's gradient: a batch too
+  // small to split runs its products on Eigen's threads.
+  std::optional<SingleThreadedProducts> guard;
+  if (!fused) guard.emplace();
   const auto block_at = [&](Index j) -> Block& {
     return blocks_[static_cast<std::size_t>(schedule_[static_cast<std::size_t>(j)])];
   };
@@ -505,20 +522,55 @@ StepResult Shampoo<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<c
     for (Index c = 0; c < b.cols; ++c)
       take_step(m.col(c).array(), xs.col(c).array(), d.col(c).array(), scale);
   };
+  const auto step_uncovered = [&] {
+    for (const auto& [begin, end] : uncovered_)
+      take_segment_step(begin, end - begin, graft_direction_, T(1));
+  };
   if (refresh) {
     const auto first = [&](Index j) { precondition(block_at(j)); };
     parallel_phases(threads, Items{num_blocks, first}, Items{num_blocks, block_step});
-  } else {
-    const auto first = [&](Index j) {
-      Block& b = block_at(j);
-      graft_block(b, false);
-      if (update) update_statistics(b);
-      precondition(b);
-    };
-    parallel_phases(threads, Items{num_blocks, first}, Items{num_blocks, block_step});
+    step_uncovered();
+    this->steps_ = t;
+    return result;
   }
-  for (const auto& [begin, end] : uncovered_)
-    take_segment_step(begin, end - begin, graft_direction_, T(1));
+  const auto first = [&](Index j) {
+    Block& b = block_at(j);
+    graft_block(b, false);
+    if (update) update_statistics(b);
+    precondition(b);
+  };
+  if (!fused) {
+    parallel_phases(threads, Items{num_blocks, first}, Items{num_blocks, block_step});
+    step_uncovered();
+    this->steps_ = t;
+    return result;
+  }
+  // Every member checks the gradient itself (the same sum on each), so no
+  // barrier broadcasts the verdict. The segments outside the blocks are
+  // grafted while the blocks' first phase runs and stepped after it.
+  double squared_norm = 0;
+  bool taken = false;
+  const T loss = f.value_and_gradient_then(x, gradient_, [&](T batch_loss, bool shared) {
+    const double squares = chunked_squared_norm(gradient_);
+    const bool main_thread = omp_get_thread_num() == 0;
+    if (main_thread) squared_norm = squares;
+    if (!acceptable(batch_loss, squares)) return;
+    if (shared) {
+#pragma omp single nowait
+      graft_uncovered();
+      run_phases(true, Items{num_blocks, first}, Items{num_blocks, block_step});
+#pragma omp single nowait
+      step_uncovered();
+    } else {
+      SingleThreadedProducts products;
+      graft_uncovered();
+      run_phases(false, Items{num_blocks, first}, Items{num_blocks, block_step});
+      step_uncovered();
+    }
+    if (main_thread) taken = true;
+  });
+  if (!evaluated(loss, squared_norm)) return result;
+  HESSE_ASSERT(taken, "shampoo: an acceptable gradient was not stepped on");
   this->steps_ = t;
   return result;
 }

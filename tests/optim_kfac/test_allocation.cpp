@@ -59,5 +59,28 @@ TEST(KfacAllocation, StepsAfterTheFirstAllocateNothingOfTheirOwn) {
   }
 }
 
+// Plain steps run on the gradient pass's threads (value_and_gradient_then):
+// the work handed to them is referenced, not copied, so they too allocate
+// only what the objective's gradient does.
+TEST(KfacAllocation, PlainStepsOnTheGradientsThreadsAllocateNothingOfTheirOwn) {
+  if (!hesse::testing::counts_allocations())
+    GTEST_SKIP() << "malloc cannot be interposed under AddressSanitizer";
+  for (const Index rank : {Index{0}, Index{4}}) {
+    Problem<float> p;
+    const auto batches = kfac_test::batches(384, 32, 1);
+    Kfac<float> kfac({.inverse_every = 1000, .statistics_every = 1000, .rank = rank});
+    Vector<float> x = p.start();
+    kfac.step(p.f, x, batches[0]);  // statistics, inverses, buffers
+    Vector<float> gradient;
+    p.f.select_batch(batches[1]);
+    p.f.value_and_gradient(x, &gradient);
+    const long long plain = allocations_of([&] { p.f.value_and_gradient(x, &gradient); });
+    for (std::size_t k = 1; k < 6; ++k) {
+      const long long count = allocations_of([&] { kfac.step(p.f, x, batches[k]); });
+      EXPECT_EQ(count, plain) << "rank " << rank << ", step " << k;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace hesse::optim

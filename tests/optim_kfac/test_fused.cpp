@@ -10,6 +10,7 @@
 #include <limits>
 #include <vector>
 
+#include "../common/plain_objective.hpp"
 #include "kfac_test_util.hpp"
 
 namespace hesse::optim {
@@ -17,33 +18,8 @@ namespace {
 
 using kfac_test::Problem;
 
-// The network behind the plain interface: value_and_gradient_then is the
-// base class's (the gradient, then a region of its own), and the gradient
-// can be poisoned with `poison` at entry 3 after it is computed.
 template <class T>
-class Wrapped final : public StochasticObjective<T> {
- public:
-  explicit Wrapped(nn::NetworkObjective<T>& f) : f_(f) {}
-  Index dimension() const override { return f_.dimension(); }
-  Index num_samples() const override { return f_.num_samples(); }
-  void select_batch(std::span<const Index> indices) override { f_.select_batch(indices); }
-  void select_all() override { f_.select_all(); }
-  T value_and_gradient(const Vector<T>& x, Vector<T>* g) override {
-    const T loss = f_.value_and_gradient(x, g);
-    if (g && poison) (*g)[3] = *poison;
-    return loss;
-  }
-  bool has_gauss_newton_vector() const override { return true; }
-  void gauss_newton_vector(const Vector<T>& x, const Vector<T>& v, Vector<T>& Gv) override {
-    f_.gauss_newton_vector(x, v, Gv);
-  }
-  nn::NetworkObjective<T>* network() override { return &f_; }
-  std::vector<ParameterBlock> parameter_blocks() const override { return f_.parameter_blocks(); }
-  const T* poison = nullptr;
-
- private:
-  nn::NetworkObjective<T>& f_;
-};
+using Wrapped = testing::PlainObjective<T>;
 
 // Two threads in the network's passes, slices of 4 samples or more.
 constexpr nn::NetworkObjectiveOptions kTwoThreads{.threads = 2, .min_samples_per_thread = 4};

@@ -24,10 +24,10 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <span>
 #include <vector>
 
+#include "hesse/core/function_ref.hpp"
 #include "hesse/core/rng.hpp"
 #include "hesse/data/dataset.hpp"
 #include "hesse/nn/loss.hpp"
@@ -85,7 +85,7 @@ class NetworkObjective {
   /// member calls it with the loss and `shared`. With `shared` the members
   /// are a team of more than one inside a parallel region and share work
   /// through orphaned `omp for` loops; without it one thread does all.
-  using AfterGradient = std::function<void(T loss, bool shared)>;
+  using AfterGradient = FunctionRef<void(T loss, bool shared)>;
   /// value_and_gradient, then `then` on the gradient pass's own threads,
   /// after a barrier, instead of in a parallel region of the caller's: with
   /// OMP_WAIT_POLICY=PASSIVE the threads would fall asleep at the end of one

@@ -19,7 +19,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -27,6 +26,7 @@
 #include <vector>
 
 #include "hesse/core/error.hpp"
+#include "hesse/core/function_ref.hpp"
 #include "hesse/core/rng.hpp"
 #include "hesse/core/types.hpp"
 #include "hesse/optim/parameter_block.hpp"
@@ -74,7 +74,7 @@ class StochasticObjective {
   /// calls it with the loss and `shared` (a team of more than one inside a
   /// parallel region, sharing work through orphaned `omp for` loops; without
   /// it one thread does all).
-  using AfterGradient = std::function<void(T loss, bool shared)>;
+  using AfterGradient = FunctionRef<void(T loss, bool shared)>;
   /// value_and_gradient into `gradient`, then `then` on a team of threads.
   /// The default opens a region of omp_get_max_threads() threads for it; a
   /// network objective runs it on its gradient pass's own threads after a
