@@ -3,6 +3,7 @@
 
 #include "hesse/core/atomic_file.hpp"
 #include "hesse/core/error.hpp"
+#include "hesse/core/function_ref.hpp"
 #include "hesse/core/rng.hpp"
 #include "hesse/core/types.hpp"
 #include "hesse/data/batch_sampler.hpp"
