@@ -32,6 +32,7 @@
 #include "hesse/objective/residual.hpp"
 #include "hesse/optim/adahessian.hpp"
 #include "hesse/optim/bfgs.hpp"
+#include "hesse/optim/clipped_objective.hpp"
 #include "hesse/optim/first_order.hpp"
 #include "hesse/optim/full_batch_lbfgs.hpp"
 #include "hesse/optim/gradient_descent.hpp"

@@ -16,6 +16,8 @@
 #include "hesse/core/finite.hpp"
 #include "hesse/data/batch_sampler.hpp"
 #include "hesse/nn/network_objective.hpp"
+#include "hesse/optim/clipped_objective.hpp"
+#include "hesse/optim/stochastic_adapter.hpp"
 
 namespace hesse::train {
 
@@ -174,57 +176,6 @@ bool EarlyStopping::on_evaluation(const EvaluationRecord& r) {
 
 namespace {
 
-// The network objective as the optimizers see it, with the batch gradient
-// rescaled to at most `clip` in norm (torch.nn.utils.clip_grad_norm_). An
-// optimizer that computes a batch gradient in parts (stochastic L-BFGS with
-// O_k smaller than the batch) takes them unclipped and clips their sum.
-template <class T>
-class ClippedObjective final : public optim::StochasticObjective<T> {
- public:
-  ClippedObjective(nn::NetworkObjective<T>& f, double clip) : f_(f), clip_(clip) {}
-  Index dimension() const override { return f_.dimension(); }
-  Index num_samples() const override { return f_.num_samples(); }
-  void select_batch(std::span<const Index> indices) override { f_.select_batch(indices); }
-  void select_all() override { f_.select_all(); }
-  T value_and_gradient(const Vector<T>& x, Vector<T>* g) override {
-    const T value = f_.value_and_gradient(x, g);
-    if (g) clip_gradient(*g);
-    return value;
-  }
-  T value_and_unclipped_gradient(const Vector<T>& x, Vector<T>* g) override {
-    return f_.value_and_gradient(x, g);
-  }
-  // The network's own threads go on with `then` only when nothing comes
-  // between the gradient and it.
-  T value_and_gradient_then(const Vector<T>& x, Vector<T>& g,
-                            const typename optim::StochasticObjective<T>::AfterGradient& then)
-      override {
-    if (clip_ > 0) return optim::StochasticObjective<T>::value_and_gradient_then(x, g, then);
-    return f_.value_and_gradient_then(x, g, then);
-  }
-  void clip_gradient(Vector<T>& g) override {
-    if (clip_ <= 0) return;
-    const double norm = static_cast<double>(g.norm());
-    if (norm > clip_) g *= static_cast<T>(clip_ / norm);
-  }
-  bool has_hessian_vector() const override { return true; }
-  void hessian_vector(const Vector<T>& x, const Vector<T>& v, Vector<T>& Hv) override {
-    f_.hessian_vector(x, v, Hv);
-  }
-  bool has_gauss_newton_vector() const override { return true; }
-  void gauss_newton_vector(const Vector<T>& x, const Vector<T>& v, Vector<T>& Gv) override {
-    f_.gauss_newton_vector(x, v, Gv);
-  }
-  nn::NetworkObjective<T>* network() override { return &f_; }
-  std::vector<optim::ParameterBlock> parameter_blocks() const override {
-    return f_.parameter_blocks();
-  }
-
- private:
-  nn::NetworkObjective<T>& f_;
-  double clip_;
-};
-
 /// CRC-32 (zlib) of the training set's shape, features and targets, each
 /// value as a float, in hex: the same set in float or double gives the same
 /// text, and a changed value another one. A checkpoint records it so that
@@ -322,7 +273,10 @@ FitResult fit(const nn::Sequential<T>& model, nn::LossKind loss, const data::Dat
     test_objective.emplace(model, loss, *test,
                            nn::NetworkObjectiveOptions{.chunk_size = options.chunk_size,
                                                        .threads = options.threads});
-  ClippedObjective<T> objective(train_objective, options.gradient_clip_norm);
+  // The network as the optimizers see it, its batch gradients clipped to
+  // gradient_clip_norm (nothing clipped at 0).
+  optim::StochasticAdapter<nn::NetworkObjective<T>> network_objective(train_objective);
+  optim::ClippedObjective<T> objective(network_objective, options.gradient_clip_norm);
 
   data::BatchSampler sampler(train.num_samples(), options.batch_size, options.seed,
                              options.drop_last, options.batch_overlap);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "../common/errors.hpp"
+#include "hesse/optim/clipped_objective.hpp"
 #include "hesse/optim/stochastic_lbfgs.hpp"
 #include "toy_objectives.hpp"
 #include "training.hpp"
@@ -425,35 +426,6 @@ TEST(StochasticLbfgs, HeadAndTailMayShareSamples) {
   EXPECT_EQ(lbfgs.reused_overlap_gradients(), 6);
 }
 
-/// Clips every value_and_gradient to at most `clip` in norm, as fit()'s
-/// gradient_clip_norm does, with the hooks through which a step assembles a
-/// clipped gradient from unclipped parts.
-template <class T>
-class ClippingObjective final : public StochasticObjective<T> {
- public:
-  ClippingObjective(StochasticObjective<T>& f, double clip) : f_(f), clip_(clip) {}
-  Index dimension() const override { return f_.dimension(); }
-  Index num_samples() const override { return f_.num_samples(); }
-  void select_batch(std::span<const Index> indices) override { f_.select_batch(indices); }
-  void select_all() override { f_.select_all(); }
-  T value_and_gradient(const Vector<T>& x, Vector<T>* g) override {
-    const T value = f_.value_and_gradient(x, g);
-    if (g) clip_gradient(*g);
-    return value;
-  }
-  T value_and_unclipped_gradient(const Vector<T>& x, Vector<T>* g) override {
-    return f_.value_and_gradient(x, g);
-  }
-  void clip_gradient(Vector<T>& g) override {
-    const double norm = static_cast<double>(g.norm());
-    if (norm > clip_) g *= static_cast<T>(clip_ / norm);
-  }
-
- private:
-  StochasticObjective<T>& f_;
-  double clip_;
-};
-
 // With a clipping objective and O_k smaller than B, g_k is the batch gradient
 // clipped as a whole (torch.nn.utils.clip_grad_norm_ on the batch), not the
 // sum of parts clipped one by one (whose norm falls below the clip when the
@@ -467,7 +439,7 @@ TEST(StochasticLbfgs, ClipsTheBatchGradientAsAWhole) {
   for (const bool line_search : {false, true}) {
     const std::string label = line_search ? "line search" : "fixed step";
     Classification<double> problem;
-    ClippingObjective<double> f(problem.f, kClip);
+    ClippedObjective<double> f(problem.f, kClip);
     OverlappingBatches batches{data::BatchSampler(384, 128, 11, false, 32)};  // 4 an epoch
     const double lr = line_search ? 1.0 : 0.5;
     StochasticLbfgs<double> lbfgs({.learning_rate = lr, .line_search = line_search,
