@@ -564,6 +564,10 @@ double NetworkObjective<T>::run(Pass pass, const Vector<T>& x, const Vector<T>* 
   // The squared-gradient pass needs each sample's own gradient: weight 1.
   const T scale = pass == Pass::SquaredGradient ? T(1) : T(1) / static_cast<T>(selected);
   const T* v_data = v ? v->data() : nullptr;
+  // The loss and its gradient carry the l2 term; the products add theirs.
+  const bool with_l2 = pass == Pass::Gradient || pass == Pass::Value;
+  const double l2 = with_l2 ? l2_term(x) : 0.0;
+  const bool l2_gradient = with_l2 && options_.l2 > 0;
   const int slices = slices_for(selected);
   if (slices == 1) {
     if (out) out->setZero(dimension());
@@ -572,9 +576,9 @@ double NetworkObjective<T>::run(Pass pass, const Vector<T>& x, const Vector<T>* 
     ws.loss = 0;
     run_slice(ws, pass, x.data(), v_data, out ? out->data() : nullptr, 0, selected, scale);
     if (a_panels) this->a_panels();
-    if (!then) return ws.loss;
-    const double loss = ws.loss + l2_term(x);
-    if (options_.l2 > 0) *out += static_cast<T>(options_.l2) * x;
+    const double loss = ws.loss + l2;
+    if (out && l2_gradient) *out += static_cast<T>(options_.l2) * x;
+    if (!then) return loss;
     // A team of its own for `then`, as the caller would have opened.
     const int threads = static_cast<int>(workspaces_.size());
     if (threads > 1) {
@@ -593,7 +597,6 @@ double NetworkObjective<T>::run(Pass pass, const Vector<T>& x, const Vector<T>* 
   // same sums as adding whole vectors one after another, with no serial pass
   // over them after the region.
   const Index n = dimension();
-  const double l2 = then ? l2_term(x) : 0.0;
 #pragma omp parallel num_threads(slices)
   {
     const int team = omp_get_num_threads();
@@ -624,7 +627,7 @@ double NetworkObjective<T>::run(Pass pass, const Vector<T>& x, const Vector<T>* 
       auto range = out->segment(begin, end - begin);
       for (int t = 1; t < slices; ++t)
         range += workspaces_[static_cast<std::size_t>(t)].out.segment(begin, end - begin);
-      if (then && options_.l2 > 0) range += static_cast<T>(options_.l2) * x.segment(begin, end - begin);
+      if (l2_gradient) range += static_cast<T>(options_.l2) * x.segment(begin, end - begin);
     }
     if (a_panels) this->a_panels();  // reads the slices' inputs, not `out`
     if (then) {
@@ -658,12 +661,7 @@ T NetworkObjective<T>::value(const Vector<T>& x) {
 template <class T>
 T NetworkObjective<T>::value_and_gradient(const Vector<T>& x, Vector<T>* gradient) {
   check_sizes(x, nullptr, "value_and_gradient");
-  double loss = run(gradient ? Pass::Gradient : Pass::Value, x, nullptr, gradient);
-  if (options_.l2 > 0) {
-    loss += l2_term(x);
-    if (gradient) *gradient += static_cast<T>(options_.l2) * x;
-  }
-  return static_cast<T>(loss);
+  return static_cast<T>(run(gradient ? Pass::Gradient : Pass::Value, x, nullptr, gradient));
 }
 
 template <class T>

@@ -444,9 +444,13 @@ double Kfac<T>::precondition(int threads, Index chunks, const StepChunk& step_ch
     // No region: libgomp allocates for a team of one on every entry.
     return precondition_slices(false, chunks, step_chunk);
   }
+  double dot = 0;  // the same on every member
 #pragma omp parallel num_threads(threads)
-  precondition_slices(omp_get_num_threads() > 1, chunks, step_chunk);
-  return update_dot_gradient();
+  {
+    const double member_dot = precondition_slices(omp_get_num_threads() > 1, chunks, step_chunk);
+    if (omp_get_thread_num() == 0) dot = member_dot;
+  }
+  return dot;
 }
 
 template <class T>

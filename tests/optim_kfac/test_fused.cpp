@@ -18,9 +18,6 @@ namespace {
 
 using kfac_test::Problem;
 
-template <class T>
-using Wrapped = testing::PlainObjective<T>;
-
 // Two threads in the network's passes, slices of 4 samples or more.
 constexpr nn::NetworkObjectiveOptions kTwoThreads{.threads = 2, .min_samples_per_thread = 4};
 
@@ -30,7 +27,7 @@ TEST(KfacFused, PlainStepsOnTheNetworksThreadsMatchARegionOfTheirOwn) {
   for (const Index rank : {Index{0}, Index{4}}) {
     const KfacOptions options{.inverse_every = 3, .statistics_every = 2, .rank = rank};
     Problem<float> a(384, kTwoThreads), b(384, kTwoThreads);
-    Wrapped<float> separate(b.network);
+    testing::PlainObjective<float> separate(b.network);
     Kfac<float> on_network(options), on_region(options);
     Vector<float> xa = a.start(), xb = b.start();
     std::size_t k = 0;
@@ -54,7 +51,7 @@ TEST(KfacFused, NonFiniteGradientOnAPlainStepLeavesEverythingUnchanged) {
       const int saved = omp_get_max_threads();
       omp_set_num_threads(threads);
       Problem<float> p(384, kTwoThreads);
-      Wrapped<float> f(p.network);
+      testing::PlainObjective<float> f(p.network);
       const auto batches = kfac_test::batches(384, 32, 1);
       // Step 0 gathers statistics and inverts; step 1 is a plain one.
       Kfac<float> kfac({.inverse_every = 10, .statistics_every = 10});

@@ -234,8 +234,9 @@ class NetworkObjective {
   // With a_panels, every thread then forms A by column panels (a_panels()).
   double slices_loss(int slices) const;
   double l2_term(const Vector<T>& x) const;  // l2/2 |x|^2
-  // `then`: run on the team once the gradient is complete (value_and_gradient_then;
-  // Pass::Gradient only), with the l2 term already in.
+  // The loss and gradient passes include the l2 term. `then`: run on the
+  // team once the gradient is complete (value_and_gradient_then;
+  // Pass::Gradient only).
   double run(Pass pass, const Vector<T>& x, const Vector<T>* v, Vector<T>* out,
              bool a_panels = false, const AfterGradient* then = nullptr);
   // Samples [begin, end) of the selection, chunk by chunk, into ws.loss and `out`.
