@@ -43,7 +43,13 @@ std::string block_name(const char* what, std::size_t b) {
 constexpr Index kLayoutFields = 5;  // layer, weight_offset, rows, cols, bias_offset
 // Preconditioning slices: columns of G^-1 grad, rows of (G^-1 grad) A^-1.
 constexpr Index kLeftSliceColumns = 128;
-constexpr Index kRightSliceRows = 32;
+// A dense A^-1 is packed once per right slice (785 x 785 on the benchmark's
+// first layer): slices of 64 rows halve that against 32. A low-rank one is a
+// [width, rank] basis, cheap to pack, and 32 rows balance two threads better.
+constexpr Index kRightSliceRowsDense = 64;
+constexpr Index kRightSliceRowsLowRank = 32;
+// Columns of a dense damped inverse solved per item of a refresh.
+constexpr Index kInverseSliceColumns = 128;
 
 // Chunks of the step on x: each chunk of the momentum buffer is still in
 // cache for x.
@@ -159,6 +165,7 @@ void Kfac<T>::reset() {
   checked_ = false;
   blocks_.clear();
   plain_ranges_.clear();
+  inverse_slices_.clear();
   left_slices_.clear();
   right_slices_.clear();
   factors_ = {};
@@ -225,6 +232,19 @@ void Kfac<T>::allocate(const std::vector<ParameterBlock>& layout, Index dimensio
     if (!k.a_low.active) k.a_inverse.setZero(width, width);
     if (!k.g_low.active) k.g_inverse.setZero(rows, rows);
   }
+  factor_ok_.assign(2 * layout.size(), 0);
+  inverse_slices_.clear();
+  if (options_.inverse == KfacInverse::Cholesky) {
+    for (std::size_t b = 0; b < blocks_.size(); ++b) {
+      const Block& k = blocks_[b];
+      const auto slice = [&](Index factor, Index n) {
+        for (Index c = 0; c < n; c += kInverseSliceColumns)
+          inverse_slices_.push_back({factor, c, std::min(kInverseSliceColumns, n - c)});
+      };
+      if (!k.a_low.active) slice(2 * static_cast<Index>(b), k.width);
+      if (!k.g_low.active) slice(2 * static_cast<Index>(b) + 1, k.layout.rows);
+    }
+  }
   left_slices_.clear();
   right_slices_.clear();
   if (options_.inverse == KfacInverse::Cholesky) {
@@ -236,8 +256,9 @@ void Kfac<T>::allocate(const std::vector<ParameterBlock>& layout, Index dimensio
         if (k.g_low.active) s.work.setZero(options_.rank, s.count);
         left_slices_.push_back(std::move(s));
       }
-      for (Index i = 0; i < rows; i += kRightSliceRows) {
-        Slice s{.block = b, .begin = i, .count = std::min(kRightSliceRows, rows - i)};
+      const Index slice_rows = k.a_low.active ? kRightSliceRowsLowRank : kRightSliceRowsDense;
+      for (Index i = 0; i < rows; i += slice_rows) {
+        Slice s{.block = b, .begin = i, .count = std::min(slice_rows, rows - i)};
         if (k.a_low.active) s.work.setZero(s.count, options_.rank);
         right_slices_.push_back(std::move(s));
       }
@@ -284,43 +305,84 @@ void Kfac<T>::set_up(StochasticObjective<T>& f, const Vector<T>& x) {
 }
 
 template <class T>
-bool Kfac<T>::refresh_inverses(const nn::KroneckerFactors<T>& candidates, std::string& why) {
+bool Kfac<T>::refresh_inverses(const nn::KroneckerFactors<T>& candidates, std::string& why,
+                               int threads) {
   const double shift = damping_ + options_.weight_decay;
   const double gamma = std::sqrt(shift);
-  for (std::size_t b = 0; b < blocks_.size(); ++b) {
-    Block& k = blocks_[b];
-    const Index rows = k.layout.rows, width = k.width;
-    const auto A = candidates.A[b].topLeftCorner(width, width);
-    const Matrix<T>& G = candidates.G[b];
-    if (options_.inverse == KfacInverse::Cholesky) {
-      // M&G sec. 6.3: pi balances the two factors' damping by their mean
-      // eigenvalues (trace norms); 1 when either factor vanishes.
-      const double mean_a = static_cast<double>(A.trace()) / static_cast<double>(width);
-      const double mean_g = static_cast<double>(G.trace()) / static_cast<double>(rows);
+  const auto factors = static_cast<Index>(2 * blocks_.size());  // 2b: block b's A, 2b + 1: its G
+  const auto factor_of = [&](Index j) {
+    const auto b = static_cast<std::size_t>(j / 2);
+    const Index n = j % 2 == 0 ? blocks_[b].width : blocks_[b].layout.rows;
+    return (j % 2 == 0 ? candidates.A[b] : candidates.G[b]).topLeftCorner(n, n);
+  };
+  if (options_.inverse == KfacInverse::Cholesky) {
+    // M&G sec. 6.3: pi balances the two factors' damping by their mean
+    // eigenvalues (trace norms); 1 when either factor vanishes.
+    for (std::size_t b = 0; b < blocks_.size(); ++b) {
+      const auto A = factor_of(2 * static_cast<Index>(b));
+      const auto G = factor_of(2 * static_cast<Index>(b) + 1);
+      const double mean_a = static_cast<double>(A.trace()) / static_cast<double>(A.rows());
+      const double mean_g = static_cast<double>(G.trace()) / static_cast<double>(G.rows());
       double pi = std::sqrt(mean_a / mean_g);
       if (!(mean_a > 0 && mean_g > 0 && std::isfinite(pi))) pi = 1;
-      auto invert = [&](const auto& F, double shift, Eigen::LLT<Matrix<T>>& llt, Matrix<T>& inverse,
-                        LowRank& low, std::uint64_t stream) {
-        if (low.active)
-          return low.compute(F, shift, options_.subspace_iterations,
-                             options_.seed ^ (0x9E3779B97F4A7C15ULL * (stream + 1)));
-        llt.compute(F + static_cast<T>(shift) * Matrix<T>::Identity(F.rows(), F.cols()));
-        if (llt.info() != Eigen::Success) return false;
-        inverse.setIdentity();
-        llt.solveInPlace(inverse);
-        return true;
-      };
-      if (!invert(A, pi * gamma, k.a_llt, k.a_inverse, k.a_low, 2 * b) ||
-          !invert(G, gamma / pi, k.g_llt, k.g_inverse, k.g_low, 2 * b + 1)) {
+      blocks_[b].a_shift = pi * gamma;
+      blocks_[b].g_shift = gamma / pi;
+    }
+    // Phase 1, a factor per item: its Cholesky factorisation, or its whole
+    // low-rank inverse. Phase 2, a fixed slice of columns of a dense
+    // inverse per item: (F + shift I)^-1 [:, slice] from the factorisation,
+    // the same arithmetic column for column as one solve of the identity.
+    // The largest factor's solve (785 x 785 on the benchmark network) is
+    // most of a refresh and is shared out; which thread takes an item never
+    // changes its result.
+    const auto factorise = [&](Index j) {
+      Block& k = blocks_[static_cast<std::size_t>(j / 2)];
+      const bool a = j % 2 == 0;
+      const auto F = factor_of(j);
+      const double factor_shift = a ? k.a_shift : k.g_shift;
+      LowRank& low = a ? k.a_low : k.g_low;
+      bool ok;
+      if (low.active) {
+        ok = low.compute(F, factor_shift, options_.subspace_iterations,
+                         options_.seed ^ (0x9E3779B97F4A7C15ULL * static_cast<std::uint64_t>(j + 1)));
+      } else {
+        Eigen::LLT<Matrix<T>>& llt = a ? k.a_llt : k.g_llt;
+        llt.compute(F + static_cast<T>(factor_shift) * Matrix<T>::Identity(F.rows(), F.cols()));
+        ok = llt.info() == Eigen::Success;
+      }
+      factor_ok_[static_cast<std::size_t>(j)] = ok ? 1 : 0;
+    };
+    const auto solve = [&](Index i) {
+      const InverseSlice& s = inverse_slices_[static_cast<std::size_t>(i)];
+      if (!factor_ok_[static_cast<std::size_t>(s.factor)]) return;
+      Block& k = blocks_[static_cast<std::size_t>(s.factor / 2)];
+      const bool a = s.factor % 2 == 0;
+      Matrix<T>& inverse = a ? k.a_inverse : k.g_inverse;
+      auto columns = inverse.middleCols(s.begin, s.count);
+      columns.setZero();
+      columns.diagonal(-s.begin).setOnes();
+      (a ? k.a_llt : k.g_llt).solveInPlace(columns);
+    };
+    detail::parallel_phases(threads, detail::Items{factors, factorise},
+                            detail::Items{static_cast<Index>(inverse_slices_.size()), solve});
+    for (Index j = 0; j < factors; ++j)
+      if (!factor_ok_[static_cast<std::size_t>(j)]) {
         why = "Cholesky factorisation or low-rank approximation of the damped factors of block " +
-              std::to_string(b) + " failed";
+              std::to_string(j / 2) + " failed";
         return false;
       }
-    } else {
-      k.a_eigen.compute(A);
-      k.g_eigen.compute(G);
-      if (k.a_eigen.info() != Eigen::Success || k.g_eigen.info() != Eigen::Success ||
-          !all_finite(k.a_eigen.eigenvalues()) || !all_finite(k.g_eigen.eigenvalues())) {
+  } else {
+    // A factor per item: its eigendecomposition.
+    detail::parallel_for(factors, threads, [&](Index j) {
+      Block& k = blocks_[static_cast<std::size_t>(j / 2)];
+      auto& solver = j % 2 == 0 ? k.a_eigen : k.g_eigen;
+      solver.compute(factor_of(j));
+      factor_ok_[static_cast<std::size_t>(j)] =
+          solver.info() == Eigen::Success && all_finite(solver.eigenvalues()) ? 1 : 0;
+    });
+    for (std::size_t b = 0; b < blocks_.size(); ++b) {
+      Block& k = blocks_[b];
+      if (!factor_ok_[2 * b] || !factor_ok_[2 * b + 1]) {
         why = "eigendecomposition of the factors of block " + std::to_string(b) + " failed";
         return false;
       }
@@ -331,11 +393,12 @@ bool Kfac<T>::refresh_inverses(const nn::KroneckerFactors<T>& candidates, std::s
       k.a_values = k.a_eigen.eigenvalues().cwiseMax(T(0));
       k.g_values = k.g_eigen.eigenvalues().cwiseMax(T(0));
     }
-    if (!all_finite(k.a_inverse) || !all_finite(k.g_inverse)) {
+  }
+  for (std::size_t b = 0; b < blocks_.size(); ++b)
+    if (!all_finite(blocks_[b].a_inverse) || !all_finite(blocks_[b].g_inverse)) {
       why = "the inverses of block " + std::to_string(b) + " are not finite";
       return false;
     }
-  }
   return true;
 }
 
@@ -646,7 +709,7 @@ StepResult Kfac<T>::step(StochasticObjective<T>& f, Vector<T>& x, std::span<cons
     SingleThreadedProducts guard;
     if (refresh) {
       std::string why;
-      if (!refresh_inverses(*averages, why)) {
+      if (!refresh_inverses(*averages, why, guard.saved())) {
         have_inverses_ = false;
         return reject(result, why);
       }

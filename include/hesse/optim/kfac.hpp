@@ -246,6 +246,7 @@ class Kfac final : public Optimizer<T> {
     Matrix<T> product;  // [rows, width]: G^-1 grad, or Q_G^T grad and its scaling
     Matrix<T> rotated;  // [rows, width]: Q_G^T grad Q_A (eigen variant)
     Eigen::LLT<Matrix<T>> a_llt, g_llt;
+    double a_shift = 0, g_shift = 0;  // Cholesky: the damping each factor got at the refresh
     Eigen::SelfAdjointEigenSolver<Matrix<T>> a_eigen, g_eigen;
   };
   // A slice of one block's preconditioning (Cholesky variant): the columns
@@ -259,13 +260,21 @@ class Kfac final : public Optimizer<T> {
     double squares = 0;  // right slices: the slice's share of |grad|^2
   };
 
+  // Columns [begin, begin + count) of factor `factor`'s dense inverse (2b:
+  // block b's A, 2b + 1: its G), solved as one item of a refresh.
+  struct InverseSlice {
+    Index factor = 0, begin = 0, count = 0;
+  };
+
   // First step after construction, reset or load_state: checks f and x
   // against the blocks (allocating them when fresh).
   void set_up(StochasticObjective<T>& f, const Vector<T>& x);
   void allocate(const std::vector<ParameterBlock>& layout, Index dimension);
-  // Inverts the damped factors `candidates` into the blocks; false (with the
-  // reason) on a failed factorisation.
-  bool refresh_inverses(const nn::KroneckerFactors<T>& candidates, std::string& why);
+  // Inverts the damped factors `candidates` into the blocks over `threads`
+  // OpenMP threads (a factor, or a slice of a dense inverse's columns, per
+  // item; the same result on any thread count); false (with the reason,
+  // naming the first failed block) on a failed factorisation.
+  bool refresh_inverses(const nn::KroneckerFactors<T>& candidates, std::string& why, int threads);
   // update_ = the preconditioned gradient_ (Cholesky variant: in slices
   // over `threads` OpenMP threads; eigen variant: on the calling thread),
   // then step_chunk(j, update_^T gradient_) for every j < chunks over the
@@ -296,6 +305,8 @@ class Kfac final : public Optimizer<T> {
   std::vector<Block> blocks_;
   std::vector<std::pair<Index, Index>> plain_ranges_;  // [begin, end) outside Dense blocks
   std::vector<Slice> left_slices_, right_slices_;
+  std::vector<InverseSlice> inverse_slices_;
+  std::vector<char> factor_ok_;  // a refresh's verdict per factor (2b: A, 2b + 1: G)
   // factors_: the moving averages. batch_factors_: a statistics step's batch
   // factors, then the candidate averages, swapped in when the step is taken.
   nn::KroneckerFactors<T> factors_, batch_factors_;

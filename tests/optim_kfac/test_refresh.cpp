@@ -1,0 +1,109 @@
+// The Cholesky variant's refresh shares its work out over the threads: a
+// damped factor per item, then fixed slices of 128 columns of each dense
+// inverse. On a network whose factors span several slices (A of the first
+// layer 301 x 301, its G 140 x 140), the step still equals the dense
+// formula, and the bits do not depend on the thread count.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kfac_test_util.hpp"
+
+namespace hesse::optim {
+namespace {
+
+using kfac_test::symmetric;
+
+template <class T>
+struct WideProblem {
+  WideProblem()
+      : data(testing::blobs<T>(256, 7, 3, 300)),
+        network(testing::small_mlp<T>(300, 140, 3), nn::LossKind::SoftmaxCrossEntropy, data,
+                {.threads = 1}),
+        f(network) {}
+  data::Dataset<T> data;
+  nn::NetworkObjective<T> network;
+  StochasticAdapter<nn::NetworkObjective<T>> f;
+};
+
+TEST(KfacRefresh, InversesSolvedInSlicesGiveTheDenseStep) {
+  WideProblem<double> p;
+  const Vector<double> x0 = p.network.network().initial_parameters(3);
+  std::vector<Index> batch(64);
+  for (Index i = 0; i < 64; ++i) batch[static_cast<std::size_t>(i)] = i;
+  const double lambda = 0.05;
+  Kfac<double> kfac({.learning_rate = 1,
+                     .damping = lambda,
+                     .momentum = 0,
+                     .fisher = nn::FisherKind::Empirical,
+                     .kl_clip = 0});
+  Vector<double> x = x0;
+  ASSERT_TRUE(kfac.step(p.f, x, batch).accepted);
+  Vector<double> gradient;
+  p.f.select_batch(batch);
+  p.f.value_and_gradient(x0, &gradient);
+
+  const auto blocks = p.f.parameter_blocks();
+  ASSERT_EQ(blocks.size(), 2U);
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    const Index rows = blocks[b].rows, width = blocks[b].cols + 1;
+    const Matrix<double> A = symmetric(kfac.factors().A[b]);
+    const Matrix<double> G = symmetric(kfac.factors().G[b]);
+    const double gamma = std::sqrt(lambda);
+    const double pi = std::sqrt((A.trace() / double(width)) / (G.trace() / double(rows)));
+    const Matrix<double> damped_a = A + pi * gamma * Matrix<double>::Identity(width, width);
+    const Matrix<double> damped_g = G + gamma / pi * Matrix<double>::Identity(rows, rows);
+    const ConstMatrixMap<double> grad(gradient.data() + blocks[b].weight_offset, rows, width);
+    // V = G^-1 grad A^-1, each solve by an LDLT of its own.
+    const Matrix<double> left = damped_g.ldlt().solve(Matrix<double>(grad));
+    const Matrix<double> expected = -damped_a.ldlt().solve(Matrix<double>(left.transpose())).transpose();
+    const ConstMatrixMap<double> actual(x.data() + blocks[b].weight_offset, rows, width);
+    const Matrix<double> start = ConstMatrixMap<double>(x0.data() + blocks[b].weight_offset, rows, width);
+    EXPECT_LT((actual - start - expected).norm() / expected.norm(), 1e-9) << "block " << b;
+  }
+}
+
+template <class T>
+std::vector<Vector<T>> trajectory(const KfacOptions& options, int threads) {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(threads);
+  WideProblem<T> p;
+  const auto batches = kfac_test::batches(256, 32, 1);
+  Kfac<T> kfac(options);
+  Vector<T> x = p.network.network().initial_parameters(3);
+  std::vector<Vector<T>> out;
+  for (const auto& batch : batches) {
+    EXPECT_TRUE(kfac.step(p.f, x, batch).accepted);
+    out.push_back(x);
+  }
+  omp_set_num_threads(saved);
+  return out;
+}
+
+TEST(KfacRefresh, SameBitsOnOneTwoAndThreeThreads) {
+  for (const KfacInverse inverse : {KfacInverse::Cholesky, KfacInverse::Eigen}) {
+    // Rank 150: A (301) is low-rank and G (140) dense; rank 0: both dense.
+    for (const Index rank : {Index{0}, Index{150}}) {
+      if (inverse == KfacInverse::Eigen && rank > 0) continue;
+      const KfacOptions options{.inverse_every = 2, .statistics_every = 1, .inverse = inverse,
+                                .rank = rank};
+      const auto one = trajectory<float>(options, 1);
+      for (const int threads : {2, 3}) {
+        const auto many = trajectory<float>(options, threads);
+        ASSERT_EQ(one.size(), many.size());
+        for (std::size_t k = 0; k < one.size(); ++k)
+          ASSERT_EQ(std::memcmp(one[k].data(), many[k].data(),
+                                sizeof(float) * static_cast<std::size_t>(one[k].size())),
+                    0)
+              << (inverse == KfacInverse::Cholesky ? "cholesky" : "eigen") << ", rank " << rank
+              << ", " << threads << " threads, step " << k;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace hesse::optim
