@@ -62,8 +62,11 @@
 // The Cholesky variant's preconditioning runs over the OpenMP threads in
 // fixed slices, each a single-threaded Eigen product, so the result does not
 // depend on the thread count; the step on x (element-wise) follows in the
-// same OpenMP region. Refreshes and the eigen variant's products run on the
-// calling thread. The objective's passes keep their thread slices.
+// same OpenMP region. A refresh is shared out too: a factor per item (its
+// Cholesky factorisation, low-rank inverse or eigendecomposition), then
+// fixed slices of 128 columns of each dense inverse. The eigen variant's
+// products run on the calling thread. The objective's passes keep their
+// thread slices.
 // docs/optimizers-kfac.md has the options, costs and references.
 #pragma once
 
