@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include "../common/small_network.hpp"
 #include "hesse/data/batch_sampler.hpp"
@@ -15,15 +16,17 @@
 
 namespace hesse::optim::kfac_test {
 
-/// small_mlp (4-16-3 tanh) with softmax cross-entropy on `samples` blobs,
-/// on one thread (an OpenMP region on the shared cores can wait a timeslice
-/// for a descheduled thread). The objective keeps a reference to the data,
-/// so all three live together.
+/// small_mlp (features-hidden-3 tanh, 4-16-3 by default) with softmax
+/// cross-entropy on `samples` blobs, on one thread (an OpenMP region on the
+/// shared cores can wait a timeslice for a descheduled thread). The
+/// objective keeps a reference to the data, so all three live together.
 template <class T>
 struct Problem {
-  explicit Problem(Index samples = 384, nn::NetworkObjectiveOptions options = {.threads = 1})
-      : data(testing::blobs<T>(samples)),
-        network(testing::small_mlp<T>(), nn::LossKind::SoftmaxCrossEntropy, data, options),
+  explicit Problem(Index samples = 384, nn::NetworkObjectiveOptions options = {.threads = 1},
+                   Index features = 4, Index hidden = 16)
+      : data(testing::blobs<T>(samples, 7, 3, features)),
+        network(testing::small_mlp<T>(features, hidden, 3), nn::LossKind::SoftmaxCrossEntropy,
+                data, options),
         f(network) {}
   Vector<T> start(std::uint64_t seed = 1) const { return network.network().initial_parameters(seed); }
   /// Mean loss over every sample.
@@ -68,6 +71,26 @@ inline std::vector<std::vector<Index>> batches(Index samples, Index batch_size, 
       out.emplace_back(batch.begin(), batch.end());
     }
   }
+  return out;
+}
+
+/// x after each step of one epoch of batches of 32 with K-FAC on a fresh
+/// Problem(samples, one thread, features, hidden) from start(), K-FAC's own
+/// work on `threads` OpenMP threads (the count is restored after).
+template <class T>
+std::vector<Vector<T>> trajectory(const KfacOptions& options, int threads, Index samples = 384,
+                                  Index features = 4, Index hidden = 16) {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(threads);
+  Problem<T> p(samples, {.threads = 1}, features, hidden);
+  Kfac<T> kfac(options);
+  Vector<T> x = p.start();
+  std::vector<Vector<T>> out;
+  for (const auto& batch : batches(samples, 32, 1)) {
+    kfac.step(p.f, x, batch);
+    out.push_back(x);
+  }
+  omp_set_num_threads(saved);
   return out;
 }
 

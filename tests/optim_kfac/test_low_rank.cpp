@@ -4,7 +4,6 @@
 // thread count (same bits on one and two threads) and the state.
 #include <gtest/gtest.h>
 
-#include <omp.h>
 
 #include <cmath>
 #include <cstring>
@@ -20,6 +19,7 @@ namespace {
 using kfac_test::kron;
 using kfac_test::Problem;
 using kfac_test::symmetric;
+using kfac_test::trajectory;
 using testing::with_spectrum;
 
 Matrix<double> applied(const KfacLowRankInverse<double>& low) {
@@ -146,23 +146,6 @@ TEST(KfacLowRank, StepEqualsTheDenseSolveWithTruncatedInverses) {
     const Vector<double> actual = (x - x0).segment(blocks[b].weight_offset, n);
     EXPECT_LT(relative(actual, expected), 1e-8) << "block " << b;
   }
-}
-
-template <class T>
-std::vector<Vector<T>> trajectory(const KfacOptions& options, int threads) {
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(threads);
-  Problem<T> p;
-  const auto batches = kfac_test::batches(384, 32, 1);
-  Kfac<T> kfac(options);
-  Vector<T> x = p.start();
-  std::vector<Vector<T>> out;
-  for (const auto& batch : batches) {
-    kfac.step(p.f, x, batch);
-    out.push_back(x);
-  }
-  omp_set_num_threads(saved);
-  return out;
 }
 
 // The preconditioning runs in fixed slices over the threads: the same bits

@@ -4,7 +4,6 @@
 // layer 301 x 301, its G 140 x 140), the step still equals the dense
 // formula, and the bits do not depend on the thread count.
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <cmath>
 #include <cstring>
@@ -15,23 +14,16 @@
 namespace hesse::optim {
 namespace {
 
+using kfac_test::Problem;
 using kfac_test::symmetric;
+using kfac_test::trajectory;
 
-template <class T>
-struct WideProblem {
-  WideProblem()
-      : data(testing::blobs<T>(256, 7, 3, 300)),
-        network(testing::small_mlp<T>(300, 140, 3), nn::LossKind::SoftmaxCrossEntropy, data,
-                {.threads = 1}),
-        f(network) {}
-  data::Dataset<T> data;
-  nn::NetworkObjective<T> network;
-  StochasticAdapter<nn::NetworkObjective<T>> f;
-};
+// 300-140-3: the first layer's A is 301 x 301 (three slices), its G 140 x 140 (two).
+constexpr Index kSamples = 256, kFeatures = 300, kHidden = 140;
 
 TEST(KfacRefresh, InversesSolvedInSlicesGiveTheDenseStep) {
-  WideProblem<double> p;
-  const Vector<double> x0 = p.network.network().initial_parameters(3);
+  Problem<double> p(kSamples, {.threads = 1}, kFeatures, kHidden);
+  const Vector<double> x0 = p.start(3);
   std::vector<Index> batch(64);
   for (Index i = 0; i < 64; ++i) batch[static_cast<std::size_t>(i)] = i;
   const double lambda = 0.05;
@@ -66,23 +58,6 @@ TEST(KfacRefresh, InversesSolvedInSlicesGiveTheDenseStep) {
   }
 }
 
-template <class T>
-std::vector<Vector<T>> trajectory(const KfacOptions& options, int threads) {
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(threads);
-  WideProblem<T> p;
-  const auto batches = kfac_test::batches(256, 32, 1);
-  Kfac<T> kfac(options);
-  Vector<T> x = p.network.network().initial_parameters(3);
-  std::vector<Vector<T>> out;
-  for (const auto& batch : batches) {
-    EXPECT_TRUE(kfac.step(p.f, x, batch).accepted);
-    out.push_back(x);
-  }
-  omp_set_num_threads(saved);
-  return out;
-}
-
 TEST(KfacRefresh, SameBitsOnOneTwoAndThreeThreads) {
   for (const KfacInverse inverse : {KfacInverse::Cholesky, KfacInverse::Eigen}) {
     // Rank 150: A (301) is low-rank and G (140) dense; rank 0: both dense.
@@ -90,9 +65,9 @@ TEST(KfacRefresh, SameBitsOnOneTwoAndThreeThreads) {
       if (inverse == KfacInverse::Eigen && rank > 0) continue;
       const KfacOptions options{.inverse_every = 2, .statistics_every = 1, .inverse = inverse,
                                 .rank = rank};
-      const auto one = trajectory<float>(options, 1);
+      const auto one = trajectory<float>(options, 1, kSamples, kFeatures, kHidden);
       for (const int threads : {2, 3}) {
-        const auto many = trajectory<float>(options, threads);
+        const auto many = trajectory<float>(options, threads, kSamples, kFeatures, kHidden);
         ASSERT_EQ(one.size(), many.size());
         for (std::size_t k = 0; k < one.size(); ++k)
           ASSERT_EQ(std::memcmp(one[k].data(), many[k].data(),
