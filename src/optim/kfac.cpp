@@ -316,18 +316,16 @@ bool Kfac<T>::refresh_inverses(const nn::KroneckerFactors<T>& candidates, std::s
     return (j % 2 == 0 ? candidates.A[b] : candidates.G[b]).topLeftCorner(n, n);
   };
   if (options_.inverse == KfacInverse::Cholesky) {
-    // M&G sec. 6.3: pi balances the two factors' damping by their mean
-    // eigenvalues (trace norms); 1 when either factor vanishes.
-    for (std::size_t b = 0; b < blocks_.size(); ++b) {
-      const auto A = factor_of(2 * static_cast<Index>(b));
-      const auto G = factor_of(2 * static_cast<Index>(b) + 1);
+    // Factor j's damping. M&G sec. 6.3: pi balances the two factors' damping
+    // by their mean eigenvalues (trace norms); 1 when either factor vanishes.
+    const auto damping_of = [&](Index j) {
+      const auto A = factor_of(j - j % 2), G = factor_of(j - j % 2 + 1);
       const double mean_a = static_cast<double>(A.trace()) / static_cast<double>(A.rows());
       const double mean_g = static_cast<double>(G.trace()) / static_cast<double>(G.rows());
       double pi = std::sqrt(mean_a / mean_g);
       if (!(mean_a > 0 && mean_g > 0 && std::isfinite(pi))) pi = 1;
-      blocks_[b].a_shift = pi * gamma;
-      blocks_[b].g_shift = gamma / pi;
-    }
+      return j % 2 == 0 ? pi * gamma : gamma / pi;
+    };
     // Phase 1, a factor per item: its Cholesky factorisation, or its whole
     // low-rank inverse. Phase 2, a fixed slice of columns of a dense
     // inverse per item: (F + shift I)^-1 [:, slice] from the factorisation,
@@ -339,7 +337,7 @@ bool Kfac<T>::refresh_inverses(const nn::KroneckerFactors<T>& candidates, std::s
       Block& k = blocks_[static_cast<std::size_t>(j / 2)];
       const bool a = j % 2 == 0;
       const auto F = factor_of(j);
-      const double factor_shift = a ? k.a_shift : k.g_shift;
+      const double factor_shift = damping_of(j);
       LowRank& low = a ? k.a_low : k.g_low;
       bool ok;
       if (low.active) {

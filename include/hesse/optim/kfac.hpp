@@ -249,7 +249,6 @@ class Kfac final : public Optimizer<T> {
     Matrix<T> product;  // [rows, width]: G^-1 grad, or Q_G^T grad and its scaling
     Matrix<T> rotated;  // [rows, width]: Q_G^T grad Q_A (eigen variant)
     Eigen::LLT<Matrix<T>> a_llt, g_llt;
-    double a_shift = 0, g_shift = 0;  // Cholesky: the damping each factor got at the refresh
     Eigen::SelfAdjointEigenSolver<Matrix<T>> a_eigen, g_eigen;
   };
   // A slice of one block's preconditioning (Cholesky variant): the columns
