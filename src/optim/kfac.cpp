@@ -341,8 +341,9 @@ bool Kfac<T>::refresh_inverses(const nn::KroneckerFactors<T>& candidates, std::s
       LowRank& low = a ? k.a_low : k.g_low;
       bool ok;
       if (low.active) {
-        ok = low.compute(F, factor_shift, options_.subspace_iterations,
-                         options_.seed ^ (0x9E3779B97F4A7C15ULL * static_cast<std::uint64_t>(j + 1)));
+        ok = low.compute(
+            F, factor_shift, options_.subspace_iterations,
+            options_.seed ^ (0x9E3779B97F4A7C15ULL * static_cast<std::uint64_t>(j + 1)));
       } else {
         Eigen::LLT<Matrix<T>>& llt = a ? k.a_llt : k.g_llt;
         llt.compute(F + static_cast<T>(factor_shift) * Matrix<T>::Identity(F.rows(), F.cols()));

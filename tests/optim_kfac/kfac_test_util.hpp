@@ -25,8 +25,8 @@ struct Problem {
   explicit Problem(Index samples = 384, nn::NetworkObjectiveOptions options = {.threads = 1},
                    Index features = 4, Index hidden = 16)
       : data(testing::blobs<T>(samples, 7, 3, features)),
-        network(testing::small_mlp<T>(features, hidden, 3), nn::LossKind::SoftmaxCrossEntropy,
-                data, options),
+        network(testing::small_mlp<T>(features, hidden, 3), nn::LossKind::SoftmaxCrossEntropy, data,
+                options),
         f(network) {}
   Vector<T> start(std::uint64_t seed = 1) const { return network.network().initial_parameters(seed); }
   /// Mean loss over every sample.

@@ -51,9 +51,11 @@ TEST(KfacRefresh, InversesSolvedInSlicesGiveTheDenseStep) {
     const ConstMatrixMap<double> grad(gradient.data() + blocks[b].weight_offset, rows, width);
     // V = G^-1 grad A^-1, each solve by an LDLT of its own.
     const Matrix<double> left = damped_g.ldlt().solve(Matrix<double>(grad));
-    const Matrix<double> expected = -damped_a.ldlt().solve(Matrix<double>(left.transpose())).transpose();
+    const Matrix<double> expected =
+        -damped_a.ldlt().solve(Matrix<double>(left.transpose())).transpose();
     const ConstMatrixMap<double> actual(x.data() + blocks[b].weight_offset, rows, width);
-    const Matrix<double> start = ConstMatrixMap<double>(x0.data() + blocks[b].weight_offset, rows, width);
+    const Matrix<double> start =
+        ConstMatrixMap<double>(x0.data() + blocks[b].weight_offset, rows, width);
     EXPECT_LT((actual - start - expected).norm() / expected.norm(), 1e-9) << "block " << b;
   }
 }
@@ -63,8 +65,8 @@ TEST(KfacRefresh, SameBitsOnOneTwoAndThreeThreads) {
     // Rank 150: A (301) is low-rank and G (140) dense; rank 0: both dense.
     for (const Index rank : {Index{0}, Index{150}}) {
       if (inverse == KfacInverse::Eigen && rank > 0) continue;
-      const KfacOptions options{.inverse_every = 2, .statistics_every = 1, .inverse = inverse,
-                                .rank = rank};
+      const KfacOptions options{
+          .inverse_every = 2, .statistics_every = 1, .inverse = inverse, .rank = rank};
       const auto one = trajectory<float>(options, 1, kSamples, kFeatures, kHidden);
       for (const int threads : {2, 3}) {
         const auto many = trajectory<float>(options, threads, kSamples, kFeatures, kHidden);
