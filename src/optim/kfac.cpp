@@ -247,21 +247,20 @@ void Kfac<T>::allocate(const std::vector<ParameterBlock>& layout, Index dimensio
   }
   left_slices_.clear();
   right_slices_.clear();
-  if (options_.inverse == KfacInverse::Cholesky) {
-    for (std::size_t b = 0; b < blocks_.size(); ++b) {
-      const Block& k = blocks_[b];
-      const Index rows = k.layout.rows, width = k.width;
-      for (Index c = 0; c < width; c += kLeftSliceColumns) {
-        Slice s{.block = b, .begin = c, .count = std::min(kLeftSliceColumns, width - c)};
-        if (k.g_low.active) s.work.setZero(options_.rank, s.count);
-        left_slices_.push_back(std::move(s));
-      }
-      const Index slice_rows = k.a_low.active ? kRightSliceRowsLowRank : kRightSliceRowsDense;
-      for (Index i = 0; i < rows; i += slice_rows) {
-        Slice s{.block = b, .begin = i, .count = std::min(slice_rows, rows - i)};
-        if (k.a_low.active) s.work.setZero(s.count, options_.rank);
-        right_slices_.push_back(std::move(s));
-      }
+  // Both variants (the eigen one's factors are never low-rank).
+  for (std::size_t b = 0; b < blocks_.size(); ++b) {
+    const Block& k = blocks_[b];
+    const Index rows = k.layout.rows, width = k.width;
+    for (Index c = 0; c < width; c += kLeftSliceColumns) {
+      Slice s{.block = b, .begin = c, .count = std::min(kLeftSliceColumns, width - c)};
+      if (k.g_low.active) s.work.setZero(options_.rank, s.count);
+      left_slices_.push_back(std::move(s));
+    }
+    const Index slice_rows = k.a_low.active ? kRightSliceRowsLowRank : kRightSliceRowsDense;
+    for (Index i = 0; i < rows; i += slice_rows) {
+      Slice s{.block = b, .begin = i, .count = std::min(slice_rows, rows - i)};
+      if (k.a_low.active) s.work.setZero(s.count, options_.rank);
+      right_slices_.push_back(std::move(s));
     }
   }
   gradient_.setZero(dimension);
@@ -478,6 +477,47 @@ void Kfac<T>::right_slice(Slice& s) {
   s.squares = static_cast<double>(grad.squaredNorm());
 }
 
+// The eigen variant's four products by the same slices:
+//   left, first:   product[:, slice] = Q_G^T grad[:, slice]
+//   right, first:  rotated[slice, :] = (product[slice, :] Q_A) ./ (d_G d_A^T + shift)
+//   left, second:  product[:, slice] = Q_G rotated[:, slice]
+//   right, second: update[slice, :] = product[slice, :] Q_A^T, with the shares
+//                  of V^T grad and |grad|^2 as right_slice's.
+template <class T>
+void Kfac<T>::eigen_left_slice(Slice& s, bool second) {
+  Block& k = blocks_[s.block];
+  const Index rows = k.layout.rows;
+  auto product = k.product.middleCols(s.begin, s.count);
+  if (second) {
+    product.noalias() = k.g_inverse * k.rotated.middleCols(s.begin, s.count);
+  } else {
+    const ConstMatrixMap<T> grad(gradient_.data() + k.layout.weight_offset + s.begin * rows, rows,
+                                 s.count);
+    product.noalias() = k.g_inverse.transpose() * grad;
+  }
+}
+
+template <class T>
+void Kfac<T>::eigen_right_slice(Slice& s, bool second, T shift) {
+  Block& k = blocks_[s.block];
+  const Index rows = k.layout.rows, width = k.width;
+  const auto product = k.product.middleRows(s.begin, s.count);
+  if (!second) {
+    auto rotated = k.rotated.middleRows(s.begin, s.count);
+    rotated.noalias() = product * k.a_inverse;
+    const auto g_values = k.g_values.segment(s.begin, s.count).array();
+    for (Index j = 0; j < width; ++j) rotated.col(j).array() /= g_values * k.a_values[j] + shift;
+    return;
+  }
+  MatrixMap<T> whole(update_.data() + k.layout.weight_offset, rows, width);
+  auto out = whole.middleRows(s.begin, s.count);
+  out.noalias() = product * k.a_inverse.transpose();
+  const ConstMatrixMap<T> whole_grad(gradient_.data() + k.layout.weight_offset, rows, width);
+  const auto grad = whole_grad.middleRows(s.begin, s.count);
+  s.dot = static_cast<double>((out.array() * grad.array()).sum());
+  s.squares = static_cast<double>(grad.squaredNorm());
+}
+
 template <class T>
 template <class StepChunk>
 double Kfac<T>::precondition(int threads, Index chunks, const StepChunk& step_chunk) {
@@ -485,20 +525,27 @@ double Kfac<T>::precondition(int threads, Index chunks, const StepChunk& step_ch
     // V = grad outside the Dense blocks.
     for (const auto& [begin, end] : plain_ranges_)
       update_.segment(begin, end - begin) = gradient_.segment(begin, end - begin);
+    // (Q_A (x) Q_G) diag(d_A (x) d_G + shift)^-1 (Q_A (x) Q_G)^T vec(grad), in
+    // four phases of fixed slices over the threads (three barriers).
     const T shift = static_cast<T>(damping_ + options_.weight_decay);
-    for (Block& k : blocks_) {
-      const Index rows = k.layout.rows, width = k.width;
-      const ConstMatrixMap<T> grad(gradient_.data() + k.layout.weight_offset, rows, width);
-      MatrixMap<T> out(update_.data() + k.layout.weight_offset, rows, width);
-      // (Q_A (x) Q_G) diag(d_A (x) d_G + shift)^-1 (Q_A (x) Q_G)^T vec(grad)
-      k.product.noalias() = k.g_inverse.transpose() * grad;
-      k.rotated.noalias() = k.product * k.a_inverse;
-      for (Index j = 0; j < width; ++j)
-        k.rotated.col(j).array() /= k.g_values.array() * k.a_values[j] + shift;
-      k.product.noalias() = k.g_inverse * k.rotated;
-      out.noalias() = k.product * k.a_inverse.transpose();
-    }
-    const double dot = static_cast<double>(update_.dot(gradient_));
+    const auto left_count = static_cast<Index>(left_slices_.size());
+    const auto right_count = static_cast<Index>(right_slices_.size());
+    const auto left = [&](bool second) {
+      return [this, second](Index i) {
+        eigen_left_slice(left_slices_[static_cast<std::size_t>(i)], second);
+      };
+    };
+    const auto right = [&](bool second) {
+      return [this, second, shift](Index i) {
+        eigen_right_slice(right_slices_[static_cast<std::size_t>(i)], second, shift);
+      };
+    };
+    const auto left_first = left(false), left_second = left(true);
+    const auto right_first = right(false), right_second = right(true);
+    detail::parallel_phases(
+        threads, detail::Items{left_count, left_first}, detail::Items{right_count, right_first},
+        detail::Items{left_count, left_second}, detail::Items{right_count, right_second});
+    const double dot = update_dot_gradient();
     detail::parallel_for(chunks, threads, [&](Index j) { step_chunk(j, dot); });
     return dot;
   }

@@ -65,8 +65,8 @@
 // same OpenMP region. A refresh is shared out too: a factor per item (its
 // Cholesky factorisation, low-rank inverse or eigendecomposition), then
 // fixed slices of 128 columns of each dense inverse. The eigen variant's
-// products run on the calling thread. The objective's passes keep their
-// thread slices.
+// four products run over the threads by the same slices. The objective's
+// passes keep their thread slices.
 // docs/optimizers-kfac.md has the options, costs and references.
 #pragma once
 
@@ -277,10 +277,10 @@ class Kfac final : public Optimizer<T> {
   // item; the same result on any thread count); false (with the reason,
   // naming the first failed block) on a failed factorisation.
   bool refresh_inverses(const nn::KroneckerFactors<T>& candidates, std::string& why, int threads);
-  // update_ = the preconditioned gradient_ (Cholesky variant: in slices
-  // over `threads` OpenMP threads; eigen variant: on the calling thread),
-  // then step_chunk(j, update_^T gradient_) for every j < chunks over the
-  // threads, in the same OpenMP region. Returns update_^T gradient_.
+  // update_ = the preconditioned gradient_ in slices over `threads` OpenMP
+  // threads (Cholesky variant: two phases; eigen variant: four), then
+  // step_chunk(j, update_^T gradient_) for every j < chunks over the threads
+  // (Cholesky: in the same OpenMP region). Returns update_^T gradient_.
   template <class StepChunk>
   double precondition(int threads, Index chunks, const StepChunk& step_chunk);
   // The Cholesky variant's preconditioning and step_chunk calls, run by
@@ -296,6 +296,9 @@ class Kfac final : public Optimizer<T> {
   double update_dot_gradient() const;
   void left_slice(Slice& s);   // product[:, slice] = G^-1 grad[:, slice]
   void right_slice(Slice& s);  // update[slice, :] = product[slice, :] A^-1
+  // The eigen variant's products by the same slices, first or second pass.
+  void eigen_left_slice(Slice& s, bool second);
+  void eigen_right_slice(Slice& s, bool second, T shift);
   StepResult reject(StepResult result, const std::string& why);
   void raise_damping();
 
