@@ -470,11 +470,27 @@ void Kfac<T>::right_slice(Slice& s) {
   } else {
     out.noalias() = product * k.a_inverse;
   }
-  // This slice's shares of V^T grad and |grad|^2, while its rows are in cache.
-  const ConstMatrixMap<T> whole_grad(gradient_.data() + k.layout.weight_offset, rows, width);
-  const auto grad = whole_grad.middleRows(s.begin, s.count);
+  record_shares(s);
+}
+
+// The right slice's shares of V^T grad and |grad|^2, while its rows are in cache.
+template <class T>
+void Kfac<T>::record_shares(Slice& s) const {
+  const Block& k = blocks_[s.block];
+  const Index rows = k.layout.rows, width = k.width;
+  const auto out = ConstMatrixMap<T>(update_.data() + k.layout.weight_offset, rows, width)
+                       .middleRows(s.begin, s.count);
+  const auto grad = ConstMatrixMap<T>(gradient_.data() + k.layout.weight_offset, rows, width)
+                        .middleRows(s.begin, s.count);
   s.dot = static_cast<double>((out.array() * grad.array()).sum());
   s.squares = static_cast<double>(grad.squaredNorm());
+}
+
+// V = grad outside the Dense blocks.
+template <class T>
+void Kfac<T>::copy_plain() {
+  for (const auto& [begin, end] : plain_ranges_)
+    update_.segment(begin, end - begin) = gradient_.segment(begin, end - begin);
 }
 
 // The eigen variant's four products by the same slices:
@@ -512,36 +528,29 @@ void Kfac<T>::eigen_right_slice(Slice& s, bool second, T shift) {
   MatrixMap<T> whole(update_.data() + k.layout.weight_offset, rows, width);
   auto out = whole.middleRows(s.begin, s.count);
   out.noalias() = product * k.a_inverse.transpose();
-  const ConstMatrixMap<T> whole_grad(gradient_.data() + k.layout.weight_offset, rows, width);
-  const auto grad = whole_grad.middleRows(s.begin, s.count);
-  s.dot = static_cast<double>((out.array() * grad.array()).sum());
-  s.squares = static_cast<double>(grad.squaredNorm());
+  record_shares(s);
 }
 
 template <class T>
 template <class StepChunk>
 double Kfac<T>::precondition(int threads, Index chunks, const StepChunk& step_chunk) {
   if (options_.inverse != KfacInverse::Cholesky) {
-    // V = grad outside the Dense blocks.
-    for (const auto& [begin, end] : plain_ranges_)
-      update_.segment(begin, end - begin) = gradient_.segment(begin, end - begin);
+    copy_plain();
     // (Q_A (x) Q_G) diag(d_A (x) d_G + shift)^-1 (Q_A (x) Q_G)^T vec(grad), in
     // four phases of fixed slices over the threads (three barriers).
     const T shift = static_cast<T>(damping_ + options_.weight_decay);
     const auto left_count = static_cast<Index>(left_slices_.size());
     const auto right_count = static_cast<Index>(right_slices_.size());
-    const auto left = [&](bool second) {
-      return [this, second](Index i) {
-        eigen_left_slice(left_slices_[static_cast<std::size_t>(i)], second);
-      };
+    const auto left = [&](std::size_t i, bool second) {
+      eigen_left_slice(left_slices_[i], second);
     };
-    const auto right = [&](bool second) {
-      return [this, second, shift](Index i) {
-        eigen_right_slice(right_slices_[static_cast<std::size_t>(i)], second, shift);
-      };
+    const auto right = [&](std::size_t i, bool second) {
+      eigen_right_slice(right_slices_[i], second, shift);
     };
-    const auto left_first = left(false), left_second = left(true);
-    const auto right_first = right(false), right_second = right(true);
+    const auto left_first = [&](Index i) { left(static_cast<std::size_t>(i), false); };
+    const auto right_first = [&](Index i) { right(static_cast<std::size_t>(i), false); };
+    const auto left_second = [&](Index i) { left(static_cast<std::size_t>(i), true); };
+    const auto right_second = [&](Index i) { right(static_cast<std::size_t>(i), true); };
     detail::parallel_phases(
         threads, detail::Items{left_count, left_first}, detail::Items{right_count, right_first},
         detail::Items{left_count, left_second}, detail::Items{right_count, right_second});
@@ -588,10 +597,6 @@ double Kfac<T>::precondition_slices(bool shared, Index chunks, const StepChunk& 
   // is the same computation whichever thread runs it.
   const auto left_count = static_cast<Index>(left_slices_.size());
   const auto right_count = static_cast<Index>(right_slices_.size());
-  const auto copy_plain = [&] {  // V = grad outside the Dense blocks
-    for (const auto& [begin, end] : plain_ranges_)
-      update_.segment(begin, end - begin) = gradient_.segment(begin, end - begin);
-  };
   if (!shared) {
     copy_plain();
     for (Slice& slice : left_slices_) left_slice(slice);

@@ -59,6 +59,25 @@ Matrix<T> symmetric(const Matrix<T>& lower) {
   return lower.template selfadjointView<Eigen::Lower>();
 }
 
+/// The sample indices begin, ..., end - 1.
+inline std::vector<Index> range(Index begin, Index end) {
+  std::vector<Index> v;
+  for (Index i = begin; i < end; ++i) v.push_back(i);
+  return v;
+}
+
+/// One step of `kfac` from x0 on `batch` into x, and the batch's gradient
+/// at x0; returns whether the step was accepted.
+template <class T>
+bool step_and_gradient(Problem<T>& p, Kfac<T>& kfac, const Vector<T>& x0,
+                       std::span<const Index> batch, Vector<T>& x, Vector<T>& gradient) {
+  x = x0;
+  const bool accepted = kfac.step(p.f, x, batch).accepted;
+  p.f.select_batch(batch);
+  p.f.value_and_gradient(x0, &gradient);
+  return accepted;
+}
+
 /// The batches of `epochs` epochs of size `batch_size`, in order.
 inline std::vector<std::vector<Index>> batches(Index samples, Index batch_size, Index epochs,
                                                std::uint64_t seed = 5) {

@@ -13,6 +13,7 @@ namespace {
 
 using kfac_test::kron;
 using kfac_test::Problem;
+using kfac_test::range;
 using kfac_test::symmetric;
 
 struct Reference {
@@ -50,12 +51,6 @@ Reference per_sample_factors(Problem<double>& p, const Vector<double>& x,
 
 double relative(const Matrix<double>& a, const Matrix<double>& b) {
   return (a - b).norm() / std::max(1e-300, b.norm());
-}
-
-std::vector<Index> range(Index begin, Index end) {
-  std::vector<Index> v;
-  for (Index i = begin; i < end; ++i) v.push_back(i);
-  return v;
 }
 
 TEST(KfacFactors, FirstStepFactorsEqualPerSampleDefinitions) {

@@ -18,6 +18,8 @@ namespace {
 
 using kfac_test::kron;
 using kfac_test::Problem;
+using kfac_test::range;
+using kfac_test::step_and_gradient;
 using kfac_test::symmetric;
 using kfac_test::trajectory;
 using testing::with_spectrum;
@@ -113,8 +115,7 @@ TEST(KfacLowRank, RankMustBeBelowTheDimension) {
 TEST(KfacLowRank, StepEqualsTheDenseSolveWithTruncatedInverses) {
   Problem<double> p(30);
   const Vector<double> x0 = p.start(4);
-  std::vector<Index> batch(30);
-  for (Index i = 0; i < 30; ++i) batch[static_cast<std::size_t>(i)] = i;
+  const std::vector<Index> batch = range(0, 30);
   const double lambda = 0.05;
   Kfac<double> kfac({.learning_rate = 1,
                      .damping = lambda,
@@ -123,11 +124,8 @@ TEST(KfacLowRank, StepEqualsTheDenseSolveWithTruncatedInverses) {
                      .rank = 4,
                      .subspace_iterations = 100,
                      .kl_clip = 0});
-  Vector<double> x = x0;
-  ASSERT_TRUE(kfac.step(p.f, x, batch).accepted);
-  Vector<double> gradient;
-  p.f.select_batch(batch);
-  p.f.value_and_gradient(x0, &gradient);
+  Vector<double> x, gradient;
+  ASSERT_TRUE(step_and_gradient(p, kfac, x0, batch, x, gradient));
 
   const auto blocks = p.f.parameter_blocks();
   for (std::size_t b = 0; b < 2; ++b) {

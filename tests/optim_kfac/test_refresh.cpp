@@ -16,6 +16,8 @@ namespace hesse::optim {
 namespace {
 
 using kfac_test::Problem;
+using kfac_test::range;
+using kfac_test::step_and_gradient;
 using kfac_test::symmetric;
 using kfac_test::trajectory;
 
@@ -52,8 +54,7 @@ TEST(KfacRefresh, InversesSolvedInSlicesGiveTheDenseStep) {
     const bool cholesky = inverse == KfacInverse::Cholesky;
     Problem<double> p(kSamples, {.threads = 1}, kFeatures, kHidden);
     const Vector<double> x0 = p.start(3);
-    std::vector<Index> batch(64);
-    for (Index i = 0; i < 64; ++i) batch[static_cast<std::size_t>(i)] = i;
+    const std::vector<Index> batch = range(0, 64);
     const double lambda = 0.05;
     Kfac<double> kfac({.learning_rate = 1,
                        .damping = lambda,
@@ -61,11 +62,8 @@ TEST(KfacRefresh, InversesSolvedInSlicesGiveTheDenseStep) {
                        .fisher = nn::FisherKind::Empirical,
                        .inverse = inverse,
                        .kl_clip = 0});
-    Vector<double> x = x0;
-    ASSERT_TRUE(kfac.step(p.f, x, batch).accepted);
-    Vector<double> gradient;
-    p.f.select_batch(batch);
-    p.f.value_and_gradient(x0, &gradient);
+    Vector<double> x, gradient;
+    ASSERT_TRUE(step_and_gradient(p, kfac, x0, batch, x, gradient));
 
     const auto blocks = p.f.parameter_blocks();
     ASSERT_EQ(blocks.size(), 2U);

@@ -296,6 +296,9 @@ class Kfac final : public Optimizer<T> {
   double update_dot_gradient() const;
   void left_slice(Slice& s);   // product[:, slice] = G^-1 grad[:, slice]
   void right_slice(Slice& s);  // update[slice, :] = product[slice, :] A^-1
+  // A right slice's shares of V^T grad and |grad|^2 (s.dot, s.squares).
+  void record_shares(Slice& s) const;
+  void copy_plain();  // update_ = gradient_ outside the Dense blocks
   // The eigen variant's products by the same slices, first or second pass.
   void eigen_left_slice(Slice& s, bool second);
   void eigen_right_slice(Slice& s, bool second, T shift);
