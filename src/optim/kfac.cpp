@@ -41,13 +41,13 @@ std::string block_name(const char* what, std::size_t b) {
 }
 
 constexpr Index kLayoutFields = 5;  // layer, weight_offset, rows, cols, bias_offset
-// Preconditioning slices: columns of G^-1 grad, rows of (G^-1 grad) A^-1.
+// Preconditioning slices: columns of G^-1 grad, rows of (G^-1 grad) A^-1;
+// with a low-rank A^-1 columns in both phases.
 constexpr Index kLeftSliceColumns = 128;
 // A dense A^-1 is packed once per right slice (785 x 785 on the benchmark's
-// first layer): slices of 64 rows halve that against 32. A low-rank one is a
-// [width, rank] basis, cheap to pack, and 32 rows balance two threads better.
+// first layer): slices of 64 rows halve that against 32. A low-rank one's
+// right slices are columns, as its left ones.
 constexpr Index kRightSliceRowsDense = 64;
-constexpr Index kRightSliceRowsLowRank = 32;
 // Columns of a dense damped inverse solved per item of a refresh.
 constexpr Index kInverseSliceColumns = 128;
 
@@ -249,17 +249,26 @@ void Kfac<T>::allocate(const std::vector<ParameterBlock>& layout, Index dimensio
   right_slices_.clear();
   // Both variants (the eigen one's factors are never low-rank).
   for (std::size_t b = 0; b < blocks_.size(); ++b) {
-    const Block& k = blocks_[b];
-    const Index rows = k.layout.rows, width = k.width;
+    Block& k = blocks_[b];
+    const Index rows = k.layout.rows, width = k.width, r = options_.rank;
+    k.first_left = left_slices_.size();
     for (Index c = 0; c < width; c += kLeftSliceColumns) {
       Slice s{.block = b, .begin = c, .count = std::min(kLeftSliceColumns, width - c)};
-      if (k.g_low.active) s.work.setZero(options_.rank, s.count);
+      if (k.a_low.active) {
+        s.partial.setZero(rows, r);
+        Slice right{.block = b, .begin = s.begin, .count = s.count};
+        right.partial.setZero(rows, r);
+        if (k.g_low.active) right.work.setZero(r, right.count);
+        right_slices_.push_back(std::move(right));
+      } else if (k.g_low.active) {
+        s.work.setZero(r, s.count);
+      }
       left_slices_.push_back(std::move(s));
     }
-    const Index slice_rows = k.a_low.active ? kRightSliceRowsLowRank : kRightSliceRowsDense;
-    for (Index i = 0; i < rows; i += slice_rows) {
-      Slice s{.block = b, .begin = i, .count = std::min(slice_rows, rows - i)};
-      if (k.a_low.active) s.work.setZero(s.count, options_.rank);
+    k.left_count = left_slices_.size() - k.first_left;
+    if (k.a_low.active) continue;
+    for (Index i = 0; i < rows; i += kRightSliceRowsDense) {
+      Slice s{.block = b, .begin = i, .count = std::min(kRightSliceRowsDense, rows - i)};
       right_slices_.push_back(std::move(s));
     }
   }
@@ -439,6 +448,10 @@ template struct KfacLowRankInverse<double>;
 template <class T>
 void Kfac<T>::left_slice(Slice& s) {
   Block& k = blocks_[s.block];
+  if (k.a_low.active) {
+    low_rank_left_slice(s);
+    return;
+  }
   const Index rows = k.layout.rows;
   const ConstMatrixMap<T> grad(gradient_.data() + k.layout.weight_offset + s.begin * rows, rows,
                                s.count);
@@ -457,31 +470,66 @@ void Kfac<T>::left_slice(Slice& s) {
 template <class T>
 void Kfac<T>::right_slice(Slice& s) {
   Block& k = blocks_[s.block];
+  if (k.a_low.active) {
+    low_rank_right_slice(s);
+    return;
+  }
   const Index rows = k.layout.rows, width = k.width;
   MatrixMap<T> whole(update_.data() + k.layout.weight_offset, rows, width);
   auto out = whole.middleRows(s.begin, s.count);
-  const auto product = k.product.middleRows(s.begin, s.count);
-  if (k.a_low.active) {
-    const LowRank& a = k.a_low;
-    s.work.noalias() = product * a.basis;
-    s.work = s.work * a.scale.asDiagonal();
-    out = a.rest * product;
-    out.noalias() += s.work * a.basis.transpose();
-  } else {
-    out.noalias() = product * k.a_inverse;
-  }
-  record_shares(s);
-}
-
-// The right slice's shares of V^T grad and |grad|^2, while its rows are in cache.
-template <class T>
-void Kfac<T>::record_shares(Slice& s) const {
-  const Block& k = blocks_[s.block];
-  const Index rows = k.layout.rows, width = k.width;
-  const auto out = ConstMatrixMap<T>(update_.data() + k.layout.weight_offset, rows, width)
-                       .middleRows(s.begin, s.count);
+  out.noalias() = k.product.middleRows(s.begin, s.count) * k.a_inverse;
   const auto grad = ConstMatrixMap<T>(gradient_.data() + k.layout.weight_offset, rows, width)
                         .middleRows(s.begin, s.count);
+  record_shares(s, out, grad);
+}
+
+// G^-1 grad A^-1 = G^-1 (grad A^-1): A's side first, then G's on each
+// column, so the product of the two phases stays in the slice's columns
+// (and the thread's cache) instead of crossing from column to row slices.
+template <class T>
+void Kfac<T>::low_rank_left_slice(Slice& s) {
+  const Block& k = blocks_[s.block];
+  const Index rows = k.layout.rows;
+  const ConstMatrixMap<T> grad(gradient_.data() + k.layout.weight_offset + s.begin * rows, rows,
+                               s.count);
+  s.partial.noalias() = grad * k.a_low.basis.middleRows(s.begin, s.count);
+}
+
+template <class T>
+void Kfac<T>::low_rank_right_slice(Slice& s) {
+  Block& k = blocks_[s.block];
+  const Index rows = k.layout.rows;
+  const LowRank& a = k.a_low;
+  // grad Q_A S_A: the left slices' shares in slice order, on every slice
+  // alike ([rows, r] each, 7 of them on the benchmark's first layer).
+  s.partial = left_slices_[k.first_left].partial;
+  for (std::size_t i = 1; i < k.left_count; ++i)
+    s.partial += left_slices_[k.first_left + i].partial;
+  s.partial = s.partial * a.scale.asDiagonal();
+  const ConstMatrixMap<T> grad(gradient_.data() + k.layout.weight_offset + s.begin * rows, rows,
+                               s.count);
+  // product[:, slice] = (grad A^-1)[:, slice]
+  auto product = k.product.middleCols(s.begin, s.count);
+  product = a.rest * grad;
+  product.noalias() += s.partial * a.basis.middleRows(s.begin, s.count).transpose();
+  MatrixMap<T> out(update_.data() + k.layout.weight_offset + s.begin * rows, rows, s.count);
+  if (k.g_low.active) {
+    const LowRank& g = k.g_low;
+    s.work.noalias() = g.basis.transpose() * product;
+    s.work = g.scale.asDiagonal() * s.work;
+    out = g.rest * product;
+    out.noalias() += g.basis * s.work;
+  } else {
+    out.noalias() = k.g_inverse * product;
+  }
+  record_shares(s, out, grad);
+}
+
+// The right slice's shares of V^T grad and |grad|^2, while its part of both
+// is in cache.
+template <class T>
+template <class Out, class Grad>
+void Kfac<T>::record_shares(Slice& s, const Out& out, const Grad& grad) {
   s.dot = static_cast<double>((out.array() * grad.array()).sum());
   s.squares = static_cast<double>(grad.squaredNorm());
 }
@@ -528,7 +576,9 @@ void Kfac<T>::eigen_right_slice(Slice& s, bool second, T shift) {
   MatrixMap<T> whole(update_.data() + k.layout.weight_offset, rows, width);
   auto out = whole.middleRows(s.begin, s.count);
   out.noalias() = product * k.a_inverse.transpose();
-  record_shares(s);
+  const auto grad = ConstMatrixMap<T>(gradient_.data() + k.layout.weight_offset, rows, width)
+                        .middleRows(s.begin, s.count);
+  record_shares(s, out, grad);
 }
 
 template <class T>

@@ -4,10 +4,10 @@
 // thread count (same bits on one and two threads) and the state.
 #include <gtest/gtest.h>
 
-
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "../common/spectrum.hpp"
@@ -138,11 +138,62 @@ TEST(KfacLowRank, StepEqualsTheDenseSolveWithTruncatedInverses) {
       if (F.rows() > 4) return truncated_inverse(F, 4, shift);
       return (F + shift * Matrix<double>::Identity(F.rows(), F.cols())).inverse();
     };
-    const Vector<double> expected =
-        -kron(inverse(A, pi * gamma), inverse(G, gamma / pi)) *
-        gradient.segment(blocks[b].weight_offset, n);
+    const Vector<double> expected = -kron(inverse(A, pi * gamma), inverse(G, gamma / pi)) *
+                                    gradient.segment(blocks[b].weight_offset, n);
     const Vector<double> actual = (x - x0).segment(blocks[b].weight_offset, n);
     EXPECT_LT(relative(actual, expected), 1e-8) << "block " << b;
+  }
+}
+
+// The inverse of factor "A" or "G" of block b that K-FAC keeps in its state:
+// rest I + Q diag(scale) Q^T when low-rank, the dense one otherwise.
+Matrix<double> kept_inverse(const StateDict& state, const std::string& factor, std::size_t b,
+                            Index n) {
+  const std::string name = "kfac." + factor + "_";
+  const std::string block = "." + std::to_string(b);
+  if (!state.has_array(name + "basis" + block)) {
+    Matrix<double> inverse(n, n);
+    state.get(name + "inverse" + block, inverse);
+    return inverse;
+  }
+  const auto r = static_cast<Index>(state.array(name + "scale" + block).size());
+  KfacLowRankInverse<double> low;
+  low.resize(n, r);
+  state.get(name + "basis" + block, low.basis);
+  state.get(name + "scale" + block, low.scale);
+  low.rest = state.scalar(name + "rest" + block);
+  return applied(low);
+}
+
+// A 300-20-3 network: A0 (301 x 301) spans three column slices, whose
+// shares of grad Q_A make up every slice's product. Rank 8: G0 (20 x 20) and
+// A1 (21 x 21) low-rank too; rank 24: G0^-1 and A1^-1 dense. The step is
+// kron of the inverses K-FAC keeps (subspace iteration need not have
+// converged) applied to the gradient.
+TEST(KfacLowRank, StepAppliesItsInversesOnAWideFirstLayer) {
+  constexpr Index kSamples = 60;
+  for (const Index rank : {Index{8}, Index{24}}) {
+    SCOPED_TRACE("rank " + std::to_string(rank));
+    Problem<double> p(kSamples, {.threads = 1}, 300, 20);
+    const Vector<double> x0 = p.start(4);
+    Kfac<double> kfac({.learning_rate = 1, .momentum = 0, .rank = rank, .kl_clip = 0});
+    Vector<double> x, gradient;
+    ASSERT_TRUE(step_and_gradient(p, kfac, x0, range(0, kSamples), x, gradient));
+    StateDict state;
+    kfac.save_state(state);
+    const auto blocks = p.f.parameter_blocks();
+    for (std::size_t b = 0; b < blocks.size(); ++b) {
+      const Index rows = blocks[b].rows, width = blocks[b].cols + 1;
+      const Eigen::Map<const Matrix<double>> grad(gradient.data() + blocks[b].weight_offset, rows,
+                                                  width);
+      // kron(A^-1, G^-1) vec(grad) = vec(G^-1 grad A^-1), both symmetric.
+      const Matrix<double> expected =
+          -kept_inverse(state, "G", b, rows) * grad * kept_inverse(state, "A", b, width);
+      const Vector<double> step = x - x0;
+      const Eigen::Map<const Matrix<double>> actual(step.data() + blocks[b].weight_offset, rows,
+                                                    width);
+      EXPECT_LT(relative(actual, expected), 1e-12) << "block " << b;
+    }
   }
 }
 
@@ -155,8 +206,8 @@ TEST(KfacLowRank, SameBitsOnOneAndTwoThreads) {
     const auto two = trajectory<float>(options, 2);
     ASSERT_EQ(one.size(), two.size());
     for (std::size_t k = 0; k < one.size(); ++k)
-      ASSERT_EQ(std::memcmp(one[k].data(), two[k].data(), sizeof(float) * std::size_t(one[k].size())),
-                0)
+      ASSERT_EQ(
+          std::memcmp(one[k].data(), two[k].data(), sizeof(float) * std::size_t(one[k].size())), 0)
           << "rank " << rank << ", step " << k;
   }
 }
@@ -165,7 +216,8 @@ TEST(KfacLowRank, SameBitsOnOneAndTwoThreads) {
 // network is K-FAC without the option, bit for bit.
 TEST(KfacLowRank, RankAtLeastEveryDimensionIsExactKfac) {
   const auto exact = trajectory<double>({.inverse_every = 3, .statistics_every = 2}, 1);
-  const auto ranked = trajectory<double>({.inverse_every = 3, .statistics_every = 2, .rank = 17}, 1);
+  const auto ranked =
+      trajectory<double>({.inverse_every = 3, .statistics_every = 2, .rank = 17}, 1);
   for (std::size_t k = 0; k < exact.size(); ++k) ASSERT_EQ(exact[k], ranked[k]) << "step " << k;
 }
 

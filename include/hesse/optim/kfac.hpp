@@ -241,23 +241,32 @@ class Kfac final : public Optimizer<T> {
   struct Block {
     ParameterBlock layout;
     Index width = 0;  // cols + 1 with a bias, cols without
+    // Its left slices: left_slices_[first_left, first_left + left_count).
+    std::size_t first_left = 0, left_count = 0;
     // Cholesky: the damped inverses. Eigen: the eigenvectors Q_A, Q_G, with
     // the eigenvalues (clipped at 0) in a_values, g_values.
     Matrix<T> a_inverse, g_inverse;
     Vector<T> a_values, g_values;
     LowRank a_low, g_low;
-    Matrix<T> product;  // [rows, width]: G^-1 grad, or Q_G^T grad and its scaling
+    // [rows, width]: G^-1 grad; grad A^-1 with a low-rank A^-1; Q_G^T grad
+    // and its scaling (eigen variant).
+    Matrix<T> product;
     Matrix<T> rotated;  // [rows, width]: Q_G^T grad Q_A (eigen variant)
     Eigen::LLT<Matrix<T>> a_llt, g_llt;
     Eigen::SelfAdjointEigenSolver<Matrix<T>> a_eigen, g_eigen;
   };
-  // A slice of one block's preconditioning (Cholesky variant): the columns
-  // [begin, begin + count) of G^-1 grad, or the rows of (G^-1 grad) A^-1.
-  // Fixed at allocation, whatever the thread count, so the results are too.
+  // A slice of one block's preconditioning (Cholesky variant). With a dense
+  // A^-1: the columns [begin, begin + count) of G^-1 grad (left), or the
+  // rows of (G^-1 grad) A^-1 (right). With a low-rank A^-1 both phases go by
+  // the same columns: grad[:, slice] Q_A[slice, :] (left), then the columns
+  // of G^-1 (grad A^-1) (right). Fixed at allocation, whatever the thread
+  // count, so the results are too.
   struct Slice {
     std::size_t block = 0;
     Index begin = 0, count = 0;
-    Matrix<T> work;  // the low-rank factor's [r, count] or [count, r] product
+    Matrix<T> work;      // the low-rank factor's [r, count] or [count, r] product
+    Matrix<T> partial;   // low-rank A^-1: [rows, r], left: the slice's share of grad Q_A;
+                         // right: grad Q_A S_A
     double dot = 0;      // right slices: the slice's share of V^T grad
     double squares = 0;  // right slices: the slice's share of |grad|^2
   };
@@ -296,8 +305,16 @@ class Kfac final : public Optimizer<T> {
   double update_dot_gradient() const;
   void left_slice(Slice& s);   // product[:, slice] = G^-1 grad[:, slice]
   void right_slice(Slice& s);  // update[slice, :] = product[slice, :] A^-1
-  // A right slice's shares of V^T grad and |grad|^2 (s.dot, s.squares).
-  void record_shares(Slice& s) const;
+  // Low-rank A^-1 = rest I + Q_A S_A Q_A^T, by columns:
+  // left: s.partial = grad[:, slice] Q_A[slice, :];
+  // right: update[:, slice] = G^-1 (rest grad[:, slice] + (grad Q_A) S_A Q_A[slice, :]^T),
+  // grad Q_A summed from the block's left slices in slice order.
+  void low_rank_left_slice(Slice& s);
+  void low_rank_right_slice(Slice& s);
+  // A right slice's shares of V^T grad and |grad|^2 (s.dot, s.squares):
+  // its part of update_ and of gradient_.
+  template <class Out, class Grad>
+  static void record_shares(Slice& s, const Out& out, const Grad& grad);
   void copy_plain();  // update_ = gradient_ outside the Dense blocks
   // The eigen variant's products by the same slices, first or second pass.
   void eigen_left_slice(Slice& s, bool second);
