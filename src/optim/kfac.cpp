@@ -41,13 +41,12 @@ std::string block_name(const char* what, std::size_t b) {
 }
 
 constexpr Index kLayoutFields = 5;  // layer, weight_offset, rows, cols, bias_offset
-// Preconditioning slices: columns of G^-1 grad, rows of (G^-1 grad) A^-1;
-// with a low-rank A^-1 columns in both phases.
-constexpr Index kLeftSliceColumns = 128;
-// A dense A^-1 is packed once per right slice (785 x 785 on the benchmark's
-// first layer): slices of 64 rows halve that against 32. A low-rank one's
-// right slices are columns, as its left ones.
-constexpr Index kRightSliceRowsDense = 64;
+// Preconditioning slices of 128 columns (Cholesky: the result's; eigen: the
+// first and third products'); the eigen variant's second and fourth
+// products by 64 rows (a dense Q_A is packed once per slice: 785 x 785 on
+// the benchmark's first layer, twice instead of four times with 32).
+constexpr Index kSliceColumns = 128;
+constexpr Index kEigenRightSliceRows = 64;
 // Columns of a dense damped inverse solved per item of a refresh.
 constexpr Index kInverseSliceColumns = 128;
 
@@ -247,30 +246,31 @@ void Kfac<T>::allocate(const std::vector<ParameterBlock>& layout, Index dimensio
   }
   left_slices_.clear();
   right_slices_.clear();
-  // Both variants (the eigen one's factors are never low-rank).
   for (std::size_t b = 0; b < blocks_.size(); ++b) {
     Block& k = blocks_[b];
     const Index rows = k.layout.rows, width = k.width, r = options_.rank;
     k.first_left = left_slices_.size();
-    for (Index c = 0; c < width; c += kLeftSliceColumns) {
-      Slice s{.block = b, .begin = c, .count = std::min(kLeftSliceColumns, width - c)};
-      if (k.a_low.active) {
-        s.partial.setZero(rows, r);
-        Slice right{.block = b, .begin = s.begin, .count = s.count};
-        right.partial.setZero(rows, r);
-        if (k.g_low.active) right.work.setZero(r, right.count);
-        right_slices_.push_back(std::move(right));
-      } else if (k.g_low.active) {
-        s.work.setZero(r, s.count);
+    for (Index c = 0; c < width; c += kSliceColumns) {
+      const Index count = std::min(kSliceColumns, width - c);
+      if (options_.inverse == KfacInverse::Eigen) {
+        left_slices_.push_back({.block = b, .begin = c, .count = count});
+        continue;
       }
-      left_slices_.push_back(std::move(s));
+      Slice right{.block = b, .begin = c, .count = count};
+      if (k.a_low.active) {
+        Slice left{.block = b, .begin = c, .count = count};
+        left.partial.setZero(rows, r);
+        left_slices_.push_back(std::move(left));
+        right.partial.setZero(rows, r);
+      }
+      if (k.g_low.active) right.work.setZero(r, count);
+      right_slices_.push_back(std::move(right));
     }
     k.left_count = left_slices_.size() - k.first_left;
-    if (k.a_low.active) continue;
-    for (Index i = 0; i < rows; i += kRightSliceRowsDense) {
-      Slice s{.block = b, .begin = i, .count = std::min(kRightSliceRowsDense, rows - i)};
-      right_slices_.push_back(std::move(s));
-    }
+    if (options_.inverse == KfacInverse::Eigen)
+      for (Index i = 0; i < rows; i += kEigenRightSliceRows)
+        right_slices_.push_back(
+            {.block = b, .begin = i, .count = std::min(kEigenRightSliceRows, rows - i)});
   }
   gradient_.setZero(dimension);
   update_.setZero(dimension);
@@ -445,49 +445,12 @@ bool KfacLowRankInverse<T>::compute(const Eigen::Ref<const Matrix<T>>& F, double
 template struct KfacLowRankInverse<float>;
 template struct KfacLowRankInverse<double>;
 
+// G^-1 grad A^-1 = G^-1 (grad A^-1): A's side first, then G's on each
+// column, so each slice's part of grad A^-1 stays in its columns (and its
+// thread's cache). A low-rank A^-1 = rest I + Q_A S_A Q_A^T needs grad Q_A
+// first, from every column: the left slices' shares of it.
 template <class T>
 void Kfac<T>::left_slice(Slice& s) {
-  Block& k = blocks_[s.block];
-  if (k.a_low.active) {
-    low_rank_left_slice(s);
-    return;
-  }
-  const Index rows = k.layout.rows;
-  const ConstMatrixMap<T> grad(gradient_.data() + k.layout.weight_offset + s.begin * rows, rows,
-                               s.count);
-  auto product = k.product.middleCols(s.begin, s.count);
-  if (k.g_low.active) {
-    const LowRank& g = k.g_low;
-    s.work.noalias() = g.basis.transpose() * grad;
-    s.work = g.scale.asDiagonal() * s.work;
-    product = g.rest * grad;
-    product.noalias() += g.basis * s.work;
-  } else {
-    product.noalias() = k.g_inverse * grad;
-  }
-}
-
-template <class T>
-void Kfac<T>::right_slice(Slice& s) {
-  Block& k = blocks_[s.block];
-  if (k.a_low.active) {
-    low_rank_right_slice(s);
-    return;
-  }
-  const Index rows = k.layout.rows, width = k.width;
-  MatrixMap<T> whole(update_.data() + k.layout.weight_offset, rows, width);
-  auto out = whole.middleRows(s.begin, s.count);
-  out.noalias() = k.product.middleRows(s.begin, s.count) * k.a_inverse;
-  const auto grad = ConstMatrixMap<T>(gradient_.data() + k.layout.weight_offset, rows, width)
-                        .middleRows(s.begin, s.count);
-  record_shares(s, out, grad);
-}
-
-// G^-1 grad A^-1 = G^-1 (grad A^-1): A's side first, then G's on each
-// column, so the product of the two phases stays in the slice's columns
-// (and the thread's cache) instead of crossing from column to row slices.
-template <class T>
-void Kfac<T>::low_rank_left_slice(Slice& s) {
   const Block& k = blocks_[s.block];
   const Index rows = k.layout.rows;
   const ConstMatrixMap<T> grad(gradient_.data() + k.layout.weight_offset + s.begin * rows, rows,
@@ -496,22 +459,27 @@ void Kfac<T>::low_rank_left_slice(Slice& s) {
 }
 
 template <class T>
-void Kfac<T>::low_rank_right_slice(Slice& s) {
+void Kfac<T>::right_slice(Slice& s) {
   Block& k = blocks_[s.block];
   const Index rows = k.layout.rows;
-  const LowRank& a = k.a_low;
-  // grad Q_A S_A: the left slices' shares in slice order, on every slice
-  // alike ([rows, r] each, 7 of them on the benchmark's first layer).
-  s.partial = left_slices_[k.first_left].partial;
-  for (std::size_t i = 1; i < k.left_count; ++i)
-    s.partial += left_slices_[k.first_left + i].partial;
-  s.partial = s.partial * a.scale.asDiagonal();
   const ConstMatrixMap<T> grad(gradient_.data() + k.layout.weight_offset + s.begin * rows, rows,
                                s.count);
   // product[:, slice] = (grad A^-1)[:, slice]
   auto product = k.product.middleCols(s.begin, s.count);
-  product = a.rest * grad;
-  product.noalias() += s.partial * a.basis.middleRows(s.begin, s.count).transpose();
+  if (k.a_low.active) {
+    const LowRank& a = k.a_low;
+    // grad Q_A S_A: the left slices' shares in slice order, on every slice
+    // alike ([rows, r] each, 7 of them on the benchmark's first layer).
+    s.partial = left_slices_[k.first_left].partial;
+    for (std::size_t i = 1; i < k.left_count; ++i)
+      s.partial += left_slices_[k.first_left + i].partial;
+    s.partial = s.partial * a.scale.asDiagonal();
+    product = a.rest * grad;
+    product.noalias() += s.partial * a.basis.middleRows(s.begin, s.count).transpose();
+  } else {
+    const ConstMatrixMap<T> whole(gradient_.data() + k.layout.weight_offset, rows, k.width);
+    product.noalias() = whole * k.a_inverse.middleCols(s.begin, s.count);
+  }
   MatrixMap<T> out(update_.data() + k.layout.weight_offset + s.begin * rows, rows, s.count);
   if (k.g_low.active) {
     const LowRank& g = k.g_low;
@@ -655,15 +623,17 @@ double Kfac<T>::precondition_slices(bool shared, Index chunks, const StepChunk& 
     for (Index j = 0; j < chunks; ++j) step_chunk(j, dot);
     return dot;
   }
-  // Two barriers (the loops') and whatever ends the region: with
-  // OMP_WAIT_POLICY=PASSIVE each one sleeps and wakes a thread, 20 us or
-  // more on a virtual machine (docs/optimizers-kfac.md, "Cost per step").
-  // The copy is done before the step's chunks read it: a loop's barrier
-  // lies between.
+  // The loops' barriers (one without left slices: exact inverses) and
+  // whatever ends the region: with OMP_WAIT_POLICY=PASSIVE each one sleeps
+  // and wakes a thread, 20 us or more on a virtual machine
+  // (docs/optimizers-kfac.md, "Cost per step"). The copy is done before the
+  // step's chunks read it: a loop's barrier lies between.
 #pragma omp single nowait
   copy_plain();
+  if (left_count > 0) {  // the same on every member
 #pragma omp for schedule(dynamic, 1)
-  for (Index i = 0; i < left_count; ++i) left_slice(left_slices_[static_cast<std::size_t>(i)]);
+    for (Index i = 0; i < left_count; ++i) left_slice(left_slices_[static_cast<std::size_t>(i)]);
+  }
 #pragma omp for schedule(dynamic, 1)
   for (Index i = 0; i < right_count; ++i) right_slice(right_slices_[static_cast<std::size_t>(i)]);
   // Every share is in after the loop's barrier: each thread forms the same

@@ -255,16 +255,17 @@ class Kfac final : public Optimizer<T> {
     Eigen::LLT<Matrix<T>> a_llt, g_llt;
     Eigen::SelfAdjointEigenSolver<Matrix<T>> a_eigen, g_eigen;
   };
-  // A slice of one block's preconditioning (Cholesky variant). With a dense
-  // A^-1: the columns [begin, begin + count) of G^-1 grad (left), or the
-  // rows of (G^-1 grad) A^-1 (right). With a low-rank A^-1 both phases go by
-  // the same columns: grad[:, slice] Q_A[slice, :] (left), then the columns
-  // of G^-1 (grad A^-1) (right). Fixed at allocation, whatever the thread
-  // count, so the results are too.
+  // A slice of one block's preconditioning, fixed at allocation whatever the
+  // thread count, so the results are too. Cholesky variant: right slices are
+  // columns [begin, begin + count) of G^-1 grad A^-1, each from grad A^-1 of
+  // its own columns; with a low-rank A^-1 they need grad Q_A, summed from
+  // the left slices' shares grad[:, slice] Q_A[slice, :]. Eigen variant:
+  // left slices are columns of its first and third products, right slices
+  // rows of its second and fourth.
   struct Slice {
     std::size_t block = 0;
     Index begin = 0, count = 0;
-    Matrix<T> work;      // the low-rank factor's [r, count] or [count, r] product
+    Matrix<T> work;      // low-rank G^-1: [r, count], Q_G^T (grad A^-1)[:, slice]
     Matrix<T> partial;   // low-rank A^-1: [rows, r], left: the slice's share of grad Q_A;
                          // right: grad Q_A S_A
     double dot = 0;      // right slices: the slice's share of V^T grad
@@ -303,14 +304,8 @@ class Kfac final : public Optimizer<T> {
   // same sum on any thread count), then the ranges outside the blocks; NaN
   // when |gradient_|^2, summed alike, is not finite (no step is taken then).
   double update_dot_gradient() const;
-  void left_slice(Slice& s);   // product[:, slice] = G^-1 grad[:, slice]
-  void right_slice(Slice& s);  // update[slice, :] = product[slice, :] A^-1
-  // Low-rank A^-1 = rest I + Q_A S_A Q_A^T, by columns:
-  // left: s.partial = grad[:, slice] Q_A[slice, :];
-  // right: update[:, slice] = G^-1 (rest grad[:, slice] + (grad Q_A) S_A Q_A[slice, :]^T),
-  // grad Q_A summed from the block's left slices in slice order.
-  void low_rank_left_slice(Slice& s);
-  void low_rank_right_slice(Slice& s);
+  void left_slice(Slice& s);   // s.partial = grad[:, slice] Q_A[slice, :]
+  void right_slice(Slice& s);  // update[:, slice] = G^-1 (grad A^-1)[:, slice]
   // A right slice's shares of V^T grad and |grad|^2 (s.dot, s.squares):
   // its part of update_ and of gradient_.
   template <class Out, class Grad>
