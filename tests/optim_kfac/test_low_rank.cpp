@@ -165,18 +165,24 @@ Matrix<double> kept_inverse(const StateDict& state, const std::string& factor, s
   return applied(low);
 }
 
-// A 300-20-3 network: A0 (301 x 301) spans three column slices, whose
-// shares of grad Q_A make up every slice's product. Rank 8: G0 (20 x 20) and
-// A1 (21 x 21) low-rank too; rank 24: G0^-1 and A1^-1 dense. The step is
-// kron of the inverses K-FAC keeps (subspace iteration need not have
-// converged) applied to the gradient.
-TEST(KfacLowRank, StepAppliesItsInversesOnAWideFirstLayer) {
+// The preconditioning goes by slices of 128 columns. On a 300-20-3 network
+// A0 (301 x 301) spans three, whose shares of grad Q_A make up every
+// slice's product: at rank 8 G0 (20 x 20) and A1 (21 x 21) are low-rank
+// too; at rank 24 G0^-1 and A1^-1 are dense. On a 140-300-3 network at
+// rank 150 A0^-1 (141 x 141, two slices) is dense and G0 (300 x 300)
+// low-rank. The step is -G^-1 grad A^-1 with the inverses K-FAC keeps
+// (subspace iteration need not have converged).
+TEST(KfacLowRank, StepAppliesTheInversesItKeeps) {
   constexpr Index kSamples = 60;
-  for (const Index rank : {Index{8}, Index{24}}) {
-    SCOPED_TRACE("rank " + std::to_string(rank));
-    Problem<double> p(kSamples, {.threads = 1}, 300, 20);
+  struct Case {
+    Index features, hidden, rank;
+  };
+  for (const Case c : {Case{300, 20, 8}, Case{300, 20, 24}, Case{140, 300, 150}}) {
+    SCOPED_TRACE(std::to_string(c.features) + "-" + std::to_string(c.hidden) + "-3, rank " +
+                 std::to_string(c.rank));
+    Problem<double> p(kSamples, {.threads = 1}, c.features, c.hidden);
     const Vector<double> x0 = p.start(4);
-    Kfac<double> kfac({.learning_rate = 1, .momentum = 0, .rank = rank, .kl_clip = 0});
+    Kfac<double> kfac({.learning_rate = 1, .momentum = 0, .rank = c.rank, .kl_clip = 0});
     Vector<double> x, gradient;
     ASSERT_TRUE(step_and_gradient(p, kfac, x0, range(0, kSamples), x, gradient));
     StateDict state;
