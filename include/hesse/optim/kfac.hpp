@@ -248,8 +248,7 @@ class Kfac final : public Optimizer<T> {
     Matrix<T> a_inverse, g_inverse;
     Vector<T> a_values, g_values;
     LowRank a_low, g_low;
-    // [rows, width]: G^-1 grad; grad A^-1 with a low-rank A^-1; Q_G^T grad
-    // and its scaling (eigen variant).
+    // [rows, width]: grad A^-1 (Cholesky); Q_G^T grad and its scaling (eigen).
     Matrix<T> product;
     Matrix<T> rotated;  // [rows, width]: Q_G^T grad Q_A (eigen variant)
     Eigen::LLT<Matrix<T>> a_llt, g_llt;
@@ -288,14 +287,15 @@ class Kfac final : public Optimizer<T> {
   // naming the first failed block) on a failed factorisation.
   bool refresh_inverses(const nn::KroneckerFactors<T>& candidates, std::string& why, int threads);
   // update_ = the preconditioned gradient_ in slices over `threads` OpenMP
-  // threads (Cholesky variant: two phases; eigen variant: four), then
-  // step_chunk(j, update_^T gradient_) for every j < chunks over the threads
-  // (Cholesky: in the same OpenMP region). Returns update_^T gradient_.
+  // threads (Cholesky variant: two phases, one with no low-rank A^-1; eigen
+  // variant: four), then step_chunk(j, update_^T gradient_) for every
+  // j < chunks over the threads (Cholesky: in the same OpenMP region).
+  // Returns update_^T gradient_.
   template <class StepChunk>
   double precondition(int threads, Index chunks, const StepChunk& step_chunk);
   // The Cholesky variant's preconditioning and step_chunk calls, run by
   // every member of a team inside a parallel region (shared: orphaned omp for
-  // loops, two barriers) or by one thread: precondition's region, or the
+  // loops, two barriers or one) or by one thread: precondition's region, or the
   // gradient pass's own (value_and_gradient_then).
   // Returns update_dot_gradient().
   template <class StepChunk>
