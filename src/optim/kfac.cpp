@@ -610,9 +610,10 @@ double Kfac<T>::update_dot_gradient() const {
 template <class T>
 template <class StepChunk>
 double Kfac<T>::precondition_slices(bool shared, Index chunks, const StepChunk& step_chunk) {
-  // (A (x) G)^-1 vec(grad) = vec(G^-1 grad A^-1)   [rows, width]: the left
-  // product by column slices, then the right one by row slices. Each slice
-  // is the same computation whichever thread runs it.
+  // (A (x) G)^-1 vec(grad) = vec(G^-1 grad A^-1)   [rows, width], by
+  // column slices: the low-rank A's shares of grad Q_A, then each slice's
+  // G^-1 (grad A^-1)[:, slice]. Each slice is the same computation
+  // whichever thread runs it.
   const auto left_count = static_cast<Index>(left_slices_.size());
   const auto right_count = static_cast<Index>(right_slices_.size());
   if (!shared) {
